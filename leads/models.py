@@ -1,0 +1,445 @@
+import re
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Stage(models.TextChoices):
+    NEW = "new", "New"
+    NURTURING = "nurturing", "Nurturing"
+    MQL = "mql", "MQL"
+    SAL = "sal", "SAL (accepted)"
+    SQL = "sql", "SQL"
+    OPPORTUNITY = "opportunity", "Opportunity"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    REJECTED = "rejected", "Rejected"
+    RECYCLED = "recycled", "Recycled"
+
+
+# stages in which a lead sits in a rep's queue and counts against the rep's capacity
+OPEN_SALES_STAGES = (Stage.MQL, Stage.SAL, Stage.SQL, Stage.OPPORTUNITY)
+
+
+def normalise_key(value: str) -> str:
+    """`Google Ads`, `google ads ` and `GOOGLE-ADS` are one key: `google_ads`."""
+    return re.sub(r"[^0-9a-z]+", "_", value.strip().lower()).strip("_")
+
+
+def normalise_email(value: str | None) -> str | None:
+    value = (value or "").strip().lower()
+    return value or None
+
+
+class Source(models.Model):
+    """Where leads come from (google, linkedin, trade show...). `key` makes spellings one source."""
+
+    name = models.CharField(max_length=100)
+    key = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    PAID_SEARCH = "paid_search", "Paid search"
+    PAID_SOCIAL = "paid_social", "Paid social"
+    ORGANIC_SOCIAL = "organic_social", "Organic social"
+    SEO = "seo", "SEO / organic"
+    CONTENT = "content", "Content"
+    WEBINAR = "webinar", "Webinar"
+    EVENT = "event", "Event / trade show"
+    REFERRAL = "referral", "Referral"
+    PARTNER = "partner", "Partner"
+    OUTBOUND = "outbound", "Outbound / telemarketing"
+    DIRECT_MAIL = "direct_mail", "Direct mail"
+    OTHER = "other", "Other"
+
+
+class Campaign(models.Model):
+    """A campaign is planned together: it has a marketing owner and a sales owner."""
+
+    name = models.CharField(max_length=200, unique=True)
+    channel = models.CharField(max_length=32, choices=Channel.choices, default=Channel.OTHER)
+    starts_on = models.DateField(null=True, blank=True)
+    ends_on = models.DateField(null=True, blank=True)
+    budget = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    marketing_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sales_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # incoming leads and touchpoints whose UTM values match these keys belong to this campaign
+    utm_source = models.CharField(max_length=100, blank=True)
+    utm_medium = models.CharField(max_length=100, blank=True)
+    utm_campaign = models.CharField(max_length=200, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-starts_on", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_on__isnull=True)
+                | Q(starts_on__isnull=True)
+                | Q(ends_on__gte=models.F("starts_on")),
+                name="campaign_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Lead(models.Model):
+    """The one lead record both teams share."""
+
+    email = models.EmailField(max_length=254, null=True, blank=True, unique=True)
+    external_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
+
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    title = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    company_size = models.PositiveIntegerField(null=True, blank=True)
+    industry = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    website = models.CharField(max_length=200, blank=True)
+
+    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.SET_NULL)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL)
+    utm_source = models.CharField(max_length=100, blank=True)
+    utm_medium = models.CharField(max_length=100, blank=True)
+    utm_campaign = models.CharField(max_length=200, blank=True)
+    utm_term = models.CharField(max_length=200, blank=True)
+    utm_content = models.CharField(max_length=200, blank=True)
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_leads",
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NEW)
+    stage_changed_at = models.DateTimeField(default=timezone.now)
+    # the latest time the lead reached each stage (the full record is StageChange)
+    nurturing_at = models.DateTimeField(null=True, blank=True)
+    mql_at = models.DateTimeField(null=True, blank=True)
+    sal_at = models.DateTimeField(null=True, blank=True)
+    sql_at = models.DateTimeField(null=True, blank=True)
+    opportunity_at = models.DateTimeField(null=True, blank=True)
+    won_at = models.DateTimeField(null=True, blank=True)
+    lost_at = models.DateTimeField(null=True, blank=True)
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    recycled_at = models.DateTimeField(null=True, blank=True)
+    first_mql_at = models.DateTimeField(null=True, blank=True)
+    mql_count = models.PositiveIntegerField(default=0)
+    # first sales touch after the current MQL: speed-to-lead = first_sales_touch_at - mql_at
+    first_sales_touch_at = models.DateTimeField(null=True, blank=True)
+    deal_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    last_reason = models.ForeignKey(
+        "Reason", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    # every imported column without a field of its own; numbers stay numbers
+    attributes = models.JSONField(default=dict, blank=True)
+
+    # filled by the scoring model
+    fit_score = models.IntegerField(default=0)
+    engagement_score = models.FloatField(default=0)
+    score = models.FloatField(default=0)
+    grade = models.CharField(max_length=1, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(email__isnull=False) | Q(external_id__isnull=False),
+                name="lead_has_email_or_external_id",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["stage", "owner"], name="lead_stage_owner"),
+            models.Index(fields=["owner", "stage"], name="lead_owner_stage"),
+            models.Index(fields=["created_at"], name="lead_created"),
+            models.Index(fields=["mql_at"], name="lead_mql_at"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email or self.external_id or f"Lead {self.pk}"
+
+    def save(self, *args, **kwargs):
+        self.email = normalise_email(self.email)
+        self.external_id = (self.external_id or "").strip() or None
+        super().save(*args, **kwargs)
+
+
+class ReasonKind(models.TextChoices):
+    REJECT = "reject", "Rejection of an MQL"
+    RECYCLE = "recycle", "Recycle to marketing"
+    LOST = "lost", "Opportunity lost"
+
+
+class Reason(models.Model):
+    """A reason code for reject, recycle and lost. Data an admin can extend."""
+
+    kind = models.CharField(max_length=16, choices=ReasonKind.choices)
+    code = models.SlugField(max_length=50)
+    label = models.CharField(max_length=100)
+    # a rejection for this reason sends the lead back to marketing instead of closing it
+    recycles = models.BooleanField(default=False)
+    requires_note = models.BooleanField(default=False)
+    active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["kind", "position", "label"]
+        constraints = [models.UniqueConstraint(fields=["kind", "code"], name="reason_kind_code")]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class StageChange(models.Model):
+    """Append-only history of every lifecycle move."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="stage_changes")
+    from_stage = models.CharField(max_length=16, choices=Stage.choices)
+    to_stage = models.CharField(max_length=16, choices=Stage.choices)
+    at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    by_system = models.CharField(max_length=50, blank=True)
+    reason = models.ForeignKey(Reason, null=True, blank=True, on_delete=models.PROTECT)
+    note = models.TextField(blank=True)
+    deal_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            models.Index(fields=["lead", "at"], name="stagechange_lead_at"),
+            models.Index(fields=["to_stage", "at"], name="stagechange_to_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id}: {self.from_stage} -> {self.to_stage}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Stage history is append-only.")
+        super().save(*args, **kwargs)
+
+
+class TouchpointKind(models.TextChoices):
+    WEB_VISIT = "web_visit", "Web visit"
+    EMAIL_OPEN = "email_open", "Email open"
+    EMAIL_CLICK = "email_click", "Email click"
+    FORM_SUBMIT = "form_submit", "Form submit"
+    CONTENT_DOWNLOAD = "content_download", "Content download"
+    WEBINAR_ATTENDED = "webinar_attended", "Webinar attended"
+    EVENT_ATTENDED = "event_attended", "Event attended"
+    DEMO_REQUEST = "demo_request", "Demo request"
+    CALL = "call", "Call"
+    SALES_EMAIL = "sales_email", "Sales email"
+    MEETING = "meeting", "Meeting"
+    NOTE = "note", "Note"
+
+
+SALES_TOUCHPOINT_KINDS = frozenset(
+    {TouchpointKind.CALL, TouchpointKind.SALES_EMAIL, TouchpointKind.MEETING, TouchpointKind.NOTE}
+)
+# a note is written by sales but is not a touch of the lead: it does not stop the SLA clock
+FIRST_TOUCH_KINDS = frozenset({TouchpointKind.CALL, TouchpointKind.SALES_EMAIL, TouchpointKind.MEETING})
+
+
+class Touchpoint(models.Model):
+    """One interaction with a lead."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="touchpoints")
+    kind = models.CharField(max_length=32, choices=TouchpointKind.choices)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            # one lead's timeline
+            models.Index(fields=["lead", "occurred_at"], name="touchpoint_lead_time"),
+            # time ranges across millions (reports, rescoring windows)
+            models.Index(fields=["occurred_at"], name="touchpoint_time"),
+            models.Index(fields=["campaign", "occurred_at"], name="touchpoint_campaign_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by lead {self.lead_id}"
+
+
+class AssignmentRule(models.Model):
+    """Ordered routing rule: the first active rule whose conditions match chooses the pool."""
+
+    name = models.CharField(max_length=100, unique=True)
+    position = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    # [{"field": "country", "op": "in", "value": ["DE", "AT"]}, ...]; all must match; [] matches all
+    conditions = models.JSONField(default=list, blank=True)
+    # stride scheduling's clock: the pass value of the last rep this rule chose
+    virtual_time = models.FloatField(default=0)
+    reps = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="PoolMember", related_name="assignment_rules"
+    )
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PoolMember(models.Model):
+    rule = models.ForeignKey(AssignmentRule, on_delete=models.CASCADE, related_name="members")
+    rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    weight = models.PositiveSmallIntegerField(default=1)
+    # grows by 1/weight for every lead the rep gets from this rule; lowest eligible pass is next
+    pass_value = models.FloatField(default=0)
+    assigned_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rule", "rep"], name="pool_rule_rep")]
+
+    def __str__(self) -> str:
+        return f"{self.rep} in {self.rule} (weight {self.weight})"
+
+
+class Assignment(models.Model):
+    """Append-only record of who got a lead, and which rule or person decided it."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="assignments")
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    previous_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule = models.ForeignKey(AssignmentRule, null=True, blank=True, on_delete=models.SET_NULL)
+    rule_name = models.CharField(max_length=100, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    by_system = models.CharField(max_length=50, blank=True)
+    note = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["lead", "at"], name="assignment_lead_at")]
+
+    def __str__(self) -> str:
+        return f"lead {self.lead_id} -> {self.rep_id}"
+
+
+class MergeRecord(models.Model):
+    """What a merge removed, kept whole so that nothing is lost."""
+
+    survivor = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="merges")
+    merged_lead_id = models.BigIntegerField()
+    snapshot = models.JSONField()
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"lead {self.merged_lead_id} merged into {self.survivor_id}"
+
+
+class Announcement(models.Model):
+    """A won customer, announced to marketing with what brought it in (once per lead)."""
+
+    lead = models.OneToOneField(Lead, on_delete=models.CASCADE, related_name="announcement")
+    title = models.CharField(max_length=300)
+    body = models.TextField()
+    details = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """One CSV import, run in the request, a command or a Celery job; its progress is polled."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file = models.FileField(upload_to="imports/%Y/%m/")
+    filename = models.CharField(max_length=255)
+    mapping = models.JSONField(default=dict, blank=True)
+    delimiter = models.CharField(max_length=4, blank=True)
+    encoding = models.CharField(max_length=32, blank=True)
+    dry_run = models.BooleanField(default=False)
+    atomic = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    # [{"row": 12, "column": "email", "reason": "..."}], the first few hundred
+    errors = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} of {self.filename}"
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.total_rows:
+            return 100 if self.status == ImportStatus.DONE else 0
+        return min(100, int(100 * self.processed_rows / self.total_rows))
