@@ -33,7 +33,9 @@ def _broker() -> dict:
 
 def _worker(now) -> dict:
     try:
-        beat = WorkerHeartbeat.objects.filter(name="worker").values_list("beat_at", flat=True).first()
+        beat = (
+            WorkerHeartbeat.objects.filter(name="worker").values_list("beat_at", flat=True).first()
+        )
     except Exception as exc:
         return {"ok": False, "error": str(exc)[:200]}
     if beat is None:

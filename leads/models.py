@@ -181,15 +181,15 @@ class Lead(models.Model):
     def __str__(self) -> str:
         return self.display_name
 
-    @property
-    def display_name(self) -> str:
-        name = f"{self.first_name} {self.last_name}".strip()
-        return name or self.email or self.external_id or f"Lead {self.pk}"
-
     def save(self, *args, **kwargs):
         self.email = normalise_email(self.email)
         self.external_id = (self.external_id or "").strip() or None
         super().save(*args, **kwargs)
+
+    @property
+    def display_name(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email or self.external_id or f"Lead {self.pk}"
 
 
 class ReasonKind(models.TextChoices):
@@ -268,7 +268,9 @@ SALES_TOUCHPOINT_KINDS = frozenset(
     {TouchpointKind.CALL, TouchpointKind.SALES_EMAIL, TouchpointKind.MEETING, TouchpointKind.NOTE}
 )
 # a note is written by sales but is not a touch of the lead: it does not stop the SLA clock
-FIRST_TOUCH_KINDS = frozenset({TouchpointKind.CALL, TouchpointKind.SALES_EMAIL, TouchpointKind.MEETING})
+FIRST_TOUCH_KINDS = frozenset(
+    {TouchpointKind.CALL, TouchpointKind.SALES_EMAIL, TouchpointKind.MEETING}
+)
 
 
 class Touchpoint(models.Model):

@@ -1,8 +1,9 @@
-from django.urls import path
+from django.urls import include, path
 
 from leads import views
 
 app_name = "leads"
 urlpatterns = [
     path("", views.lead_list, name="list"),
+    path("import/", include("leads.importing.urls")),
 ]
