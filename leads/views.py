@@ -1,6 +1,6 @@
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from alignment.decorators import team_member_required
 from leads import selectors
 from leads.models import Stage
 
@@ -14,7 +14,7 @@ def _page_number(request) -> int:
         return 1
 
 
-@login_required
+@team_member_required
 def lead_list(request):
     stage = request.GET.get("stage", "")
     if stage not in Stage.values:

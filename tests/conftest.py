@@ -109,3 +109,93 @@ def smtp_server(settings):
 def redis_broker_url() -> str | None:
     url = os.environ.get("CELERY_BROKER_URL", "")
     return url if url.startswith(("redis://", "rediss://")) else None
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings):
+    """A real `celery worker` process on Redis, reading the test database.
+
+    Skipped unless CELERY_BROKER_URL points at Redis (CI sets it). Each test gets its own queue so
+    that leftovers of another run are never consumed. Tasks are sent for real (not eagerly)."""
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    from django.db import connection
+
+    broker = redis_broker_url()
+    if broker is None:
+        pytest.skip("Celery integration tests need CELERY_BROKER_URL=redis://... (CI sets it)")
+    if connection.vendor == "sqlite":
+        pytest.skip("a worker process cannot share the in-memory SQLite test database")
+    db = connection.settings_dict
+    database_url = (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker,
+        "EMAIL_URL": f"smtp://{settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+        if settings.EMAIL_BACKEND.endswith("smtp.EmailBackend")
+        else "locmem://",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "alignment",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
+    celery_app.conf.update(task_always_eager=False, task_default_queue=queue)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"celery worker exited early:\n{proc.stdout.read()}")
+            replies = celery_app.control.ping(destination=None, timeout=1.0)
+            if any(replies):
+                break
+        else:
+            pytest.fail("celery worker did not answer a ping within 60 s")
+        yield proc
+    finally:
+        celery_app.conf.update(task_always_eager=previous[0], task_default_queue=previous[1])
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
+    """Poll until predicate() is truthy; returns its value or fails the test after `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")

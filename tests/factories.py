@@ -19,13 +19,19 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     first_name = factory.Faker("first_name")
     last_name = factory.Faker("last_name")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
     role = Role.MARKETER
-    password = factory.PostGenerationMethodCall("set_password", "pw")
+
+    @factory.post_generation
+    def password(obj, create, extracted, **kwargs):
+        obj.set_password(extracted or "pw")
+        if create:
+            obj.save(update_fields=["password"])
 
 
 class RepFactory(UserFactory):

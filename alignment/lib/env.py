@@ -8,13 +8,15 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 _UNSET = object()
+_SUPPORTED_ENGINES = {"django.db.backends.postgresql", "django.db.backends.sqlite3"}
 
 
 def _raw(name: str, default: object) -> str | object:
     value = os.environ.get(name)
-    if value is None:
+    # an empty value (NAME= in an env file) means "not set": the default applies
+    if value is None or value.strip() == "":
         if default is _UNSET:
             raise ImproperlyConfigured(f"Environment variable {name} is required but not set.")
         return default
@@ -61,8 +63,10 @@ def env_database(name: str, default: str) -> dict:
         config = environ.Env.db_url_config(value)
     except Exception as exc:
         raise ImproperlyConfigured(f"{name}={value!r} is not a database URL: {exc}") from None
-    if not config.get("ENGINE"):
-        raise ImproperlyConfigured(f"{name}={value!r}: unsupported database scheme.")
+    if config.get("ENGINE") not in _SUPPORTED_ENGINES:
+        raise ImproperlyConfigured(
+            f"{name}={value!r}: unsupported database; use postgres://... or sqlite:///..."
+        )
     if config["ENGINE"].endswith("sqlite3"):
         Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         config.setdefault("OPTIONS", {})
