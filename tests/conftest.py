@@ -11,12 +11,16 @@ from tests.factories import RepFactory, UserFactory
 @pytest.fixture(autouse=True, scope="session")
 def _celery_eager():
     """Tasks run in-process in ordinary tests; tests marked `integration` use a real worker."""
-    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    # settings.py defines CELERY_TASK_ALWAYS_EAGER, so the namespaced key is the one Celery reads
+    celery_app.conf.CELERY_TASK_ALWAYS_EAGER = True
+    assert celery_app.conf.task_always_eager
     yield
 
 
 @pytest.fixture(autouse=True)
-def _locmem_email(settings, tmp_path):
+def _test_settings(settings, tmp_path):
+    # factories set a password for every user; the default hasher is slow on purpose
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.MEDIA_ROOT = str(tmp_path / "media")
 
@@ -166,8 +170,9 @@ def celery_worker_process(transactional_db, settings):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
-    celery_app.conf.update(task_always_eager=False, task_default_queue=queue)
+    previous = celery_app.conf.task_default_queue
+    celery_app.conf.CELERY_TASK_ALWAYS_EAGER = False
+    celery_app.conf.task_default_queue = queue
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -180,7 +185,8 @@ def celery_worker_process(transactional_db, settings):
             pytest.fail("celery worker did not answer a ping within 60 s")
         yield proc
     finally:
-        celery_app.conf.update(task_always_eager=previous[0], task_default_queue=previous[1])
+        celery_app.conf.CELERY_TASK_ALWAYS_EAGER = True
+        celery_app.conf.task_default_queue = previous
         proc.terminate()
         try:
             proc.wait(timeout=20)

@@ -1,0 +1,440 @@
+"""Routing of MQLs to sales reps.
+
+When a lead becomes an MQL the lifecycle service calls `lead_route` inside its transaction:
+
+1. Rules. The active `AssignmentRule`s are tried in order (position, id). A rule applies when all
+   its conditions match the lead (`rule_matches`); the first applicable rule with an eligible rep in
+   its pool wins, otherwise routing falls through to the next applicable rule.
+2. Eligibility. A pool member can take the lead when the user is active, available, a sales rep or
+   sales manager, has a weight above 0 (weight 0 parks a member in the pool), and carries fewer open
+   leads (owner = rep, stage in OPEN_SALES_STAGES) than their capacity. Open leads are counted in one
+   grouped query per routing call.
+3. Fairness inside the pool: stride scheduling (weighted round-robin with a virtual clock). Every
+   member has a pass value; the eligible member with the lowest pass gets the lead (ties: fewest
+   leads per unit of weight, then lowest rep id), and their pass grows by 1/weight. The rule's
+   `virtual_time` is the pass at which the last lead was handed out. A member whose pass is behind
+   that clock (skipped while absent or full, or just added) is lifted to the clock before comparing:
+   a returning rep rejoins at the current point and gets their share from then on, not a flood of
+   leads to "catch up".
+
+Decisions worth knowing:
+- No applicable rule or nobody eligible: `lead_route` returns None and records nothing. The lead
+  stays unassigned in the MQL queue and a sales manager assigns it by hand (`lead_assign`).
+- Manual assignment (`lead_assign`, sales manager or admin) may exceed the rep's capacity and may pick
+  an unavailable rep: the manager decides. It does not move pool pass values, but the extra open
+  lead counts against the rep's capacity, so routing sends them less until they are below it.
+- Conditions: see `validate_conditions`. A missing value (attribute absent, null, or a blank text
+  field) matches no operator except `exists: false`; `ne` and `not_in` do not match it either, as in
+  SQL: an unknown country is not "not US". Route such leads with an explicit `exists: false` rule.
+- A rule whose stored conditions are invalid (e.g. edited around the validation) never matches; it is
+  logged, and routing carries on with the next rule rather than failing the MQL transition.
+- Concurrency: the applicable rules and their eligible members are locked (SELECT ... FOR UPDATE, in
+  rule order so concurrent routings cannot deadlock) before capacity is counted and a rep is picked,
+  so two MQLs routed at once never pick with stale pass values. Two rules that share a rep are locked
+  independently: under simultaneous bursts a shared rep can go one lead over capacity.
+"""
+
+import logging
+import math
+import operator
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from alignment.lib.errors import DomainError
+from alignment.models import SALES_ROLES, User
+from alignment.permissions import Action, require
+from leads.models import (
+    OPEN_SALES_STAGES,
+    Assignment,
+    AssignmentRule,
+    Lead,
+    PoolMember,
+    normalise_key,
+)
+
+logger = logging.getLogger(__name__)
+
+ROUTING_SYSTEM = "routing"
+ATTRIBUTE_PREFIX = "attributes."
+
+# Lead fields a condition may test; `source` compares with Source.key, `campaign` with its name.
+TEXT_FIELDS = frozenset(
+    {
+        "email",
+        "first_name",
+        "last_name",
+        "title",
+        "phone",
+        "company",
+        "industry",
+        "country",
+        "website",
+        "source",
+        "campaign",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_term",
+        "utm_content",
+        "stage",
+        "grade",
+    }
+)
+NUMBER_FIELDS = frozenset(
+    {"company_size", "fit_score", "engagement_score", "score", "mql_count", "deal_value"}
+)
+LEAD_FIELDS = TEXT_FIELDS | NUMBER_FIELDS
+
+OPS = ("eq", "ne", "in", "not_in", "contains", "gte", "lte", "gt", "lt", "between", "exists")
+_ORDERING: dict[str, Callable[[Any, Any], bool]] = {
+    "gte": operator.ge,
+    "lte": operator.le,
+    "gt": operator.gt,
+    "lt": operator.lt,
+}
+# pass values are sums of 1/weight: round before comparing so float noise does not break ties
+_PASS_DIGITS = 9
+
+
+class RoutingError(DomainError):
+    """A routing rule or a manual assignment was refused; the message says why."""
+
+
+# --- conditions --------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int | Decimal)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | bool) or _is_number(value)
+
+
+def _as_number(value: Any) -> float | None:
+    if _is_number(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _comparable(a: Any, b: Any) -> tuple[Any, Any] | None:
+    """Both sides in one comparable form, or None when they cannot be compared.
+
+    Numbers compare as numbers (a numeric string counts: CSV imports are not always typed), text
+    case-insensitively and without surrounding blanks, booleans only with booleans."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return (a, b) if isinstance(a, bool) and isinstance(b, bool) else None
+    if _is_number(a) or _is_number(b):
+        x, y = _as_number(a), _as_number(b)
+        return None if x is None or y is None else (x, y)
+    if isinstance(a, str) and isinstance(b, str):
+        return a.strip().casefold(), b.strip().casefold()
+    return None
+
+
+def _equal(a: Any, b: Any) -> bool:
+    pair = _comparable(a, b)
+    return pair is not None and pair[0] == pair[1]
+
+
+def _ordered(op: str, a: Any, b: Any) -> bool:
+    pair = _comparable(a, b)
+    if pair is None or isinstance(pair[0], bool):
+        return False
+    return _ORDERING[op](pair[0], pair[1])
+
+
+def _lead_value(lead: Lead, field: str) -> Any:
+    if field.startswith(ATTRIBUTE_PREFIX):
+        attributes = lead.attributes if isinstance(lead.attributes, dict) else {}
+        value = attributes.get(field.removeprefix(ATTRIBUTE_PREFIX), _MISSING)
+    elif field == "source":
+        value = lead.source.key if lead.source else None
+    elif field == "campaign":
+        value = lead.campaign.name if lead.campaign else None
+    else:
+        value = getattr(lead, field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return _MISSING
+    return value
+
+
+def _condition_value(field: str, value: Any) -> Any:
+    # "Google Ads" in a rule finds the source whose key is google_ads
+    if field == "source":
+        if isinstance(value, str):
+            return normalise_key(value)
+        if isinstance(value, list):
+            return [normalise_key(v) if isinstance(v, str) else v for v in value]
+    return value
+
+
+def _condition_matches(condition: dict, lead: Lead) -> bool:
+    field, op = condition["field"], condition["op"]
+    expected = _condition_value(field, condition["value"])
+    actual = _lead_value(lead, field)
+    if op == "exists":
+        return (actual is not _MISSING) is expected
+    if actual is _MISSING:
+        return False
+    if op == "eq":
+        return _equal(actual, expected)
+    if op == "ne":
+        return not _equal(actual, expected)
+    if op == "in":
+        return any(_equal(actual, v) for v in expected)
+    if op == "not_in":
+        return not any(_equal(actual, v) for v in expected)
+    if op == "contains":
+        if isinstance(actual, list):  # an imported list attribute: membership
+            return any(_equal(item, expected) for item in actual)
+        return isinstance(actual, str) and expected.casefold() in actual.casefold()
+    if op == "between":
+        low, high = expected
+        return _ordered("gte", actual, low) and _ordered("lte", actual, high)
+    return _ordered(op, actual, expected)
+
+
+def _condition_problem(condition: Any) -> str | None:
+    """What is wrong with one condition, in words, or None."""
+    if not isinstance(condition, dict):
+        return 'must be an object like {"field": "country", "op": "eq", "value": "DE"}'
+    unknown = sorted(set(condition) - {"field", "op", "value"})
+    if unknown:
+        return f"has unknown keys {', '.join(unknown)} (allowed: field, op, value)"
+    field, op = condition.get("field"), condition.get("op")
+    if not isinstance(field, str) or not field:
+        return "needs a field"
+    if field.startswith(ATTRIBUTE_PREFIX):
+        if not field.removeprefix(ATTRIBUTE_PREFIX):
+            return "names no attribute: write attributes.<key>"
+    elif field not in LEAD_FIELDS:
+        return (
+            f"tests an unknown field {field!r}: use one of {', '.join(sorted(LEAD_FIELDS))} "
+            "or attributes.<key>"
+        )
+    if op not in OPS:
+        return f"has an unknown op {op!r}: use one of {', '.join(OPS)}"
+    if "value" not in condition:
+        return "needs a value"
+    value = condition["value"]
+    numeric = field in NUMBER_FIELDS
+    kind = "a number" if numeric else "a text, number or true/false"
+
+    def fits(v: Any) -> bool:
+        return _is_number(v) if numeric else _is_scalar(v)
+
+    if op in ("eq", "ne"):
+        return None if fits(value) else f"needs {kind} as value"
+    if op in ("in", "not_in"):
+        if isinstance(value, list) and value and all(fits(v) for v in value):
+            return None
+        return f"needs a non-empty list of values, each {kind}"
+    if op == "contains":
+        if numeric:
+            return "cannot use contains on a number field"
+        return None if isinstance(value, str) and value.strip() else "needs a non-empty text"
+    if op == "exists":
+        return None if isinstance(value, bool) else "needs true or false as value"
+    ordered_kind = "a number" if numeric else "a number or a text"
+
+    def orderable(v: Any) -> bool:
+        return _is_number(v) or (not numeric and isinstance(v, str))
+
+    if op == "between":
+        if not (isinstance(value, list) and len(value) == 2 and all(map(orderable, value))):
+            return f"needs [low, high], each {ordered_kind}"
+        pair = _comparable(*value)
+        if pair is None:
+            return "needs low and high of the same kind"
+        if pair[0] > pair[1]:
+            return "has low above high"
+        return None
+    return None if orderable(value) else f"needs {ordered_kind} as value"
+
+
+def validate_conditions(conditions: list) -> None:
+    """Refuse conditions that could never be evaluated, naming the bad one.
+
+    A condition is {"field": ..., "op": ..., "value": ...}; all must match, and [] matches every
+    lead. `field` is a lead field (see LEAD_FIELDS; `source` is the source key, `campaign` the
+    campaign name) or `attributes.<key>`. Ops: eq, ne, in, not_in (lists), contains
+    (case-insensitive substring; membership for a list attribute), gte, lte, gt, lt,
+    between ([low, high], inclusive), exists (true/false). Text compares case-insensitively;
+    numbers as numbers (a numeric text attribute counts as its number)."""
+    if not isinstance(conditions, list):
+        raise RoutingError(
+            'Conditions must be a list of {"field", "op", "value"} objects.', field="conditions"
+        )
+    for number, condition in enumerate(conditions, start=1):
+        problem = _condition_problem(condition)
+        if problem:
+            if isinstance(condition, dict):
+                shown = " ".join(
+                    repr(condition.get(k)) if k == "value" else str(condition.get(k, "?"))
+                    for k in ("field", "op", "value")
+                )
+            else:
+                shown = repr(condition)
+            raise RoutingError(f"Condition {number} ({shown}) {problem}.", field="conditions")
+
+
+def rule_matches(*, rule: AssignmentRule, lead: Lead) -> bool:
+    """Whether all the rule's conditions match the lead; a rule with invalid conditions never does."""
+    try:
+        validate_conditions(rule.conditions)
+    except RoutingError as error:
+        logger.warning("Routing rule %r (id %s) is skipped: %s", rule.name, rule.pk, error.message)
+        return False
+    return all(_condition_matches(condition, lead) for condition in rule.conditions)
+
+
+# --- routing -----------------------------------------------------------------------------------
+
+
+def rep_open_leads(*, rep_ids: list[int], exclude_lead_id: int | None = None) -> dict[int, int]:
+    """Open leads (stage in OPEN_SALES_STAGES) per rep, in one grouped query; 0 for reps with none.
+
+    `exclude_lead_id` leaves out the lead being routed: a recycled lead that is an MQL again may
+    still name its previous owner."""
+    counts = dict.fromkeys(rep_ids, 0)
+    if not rep_ids:
+        return counts
+    qs = Lead.objects.filter(owner_id__in=rep_ids, stage__in=OPEN_SALES_STAGES)
+    if exclude_lead_id is not None:
+        qs = qs.exclude(pk=exclude_lead_id)
+    rows = qs.order_by().values_list("owner_id").annotate(n=Count("id"))
+    counts.update(dict(rows))
+    return counts
+
+
+def _next_member(*, rule: AssignmentRule, candidates: list[PoolMember]) -> PoolMember:
+    clock = rule.virtual_time
+
+    def order(member: PoolMember) -> tuple[float, float, int]:
+        # lifted to the clock: time spent away or full earns no backlog of leads
+        lifted = max(member.pass_value, clock)
+        return round(lifted, _PASS_DIGITS), member.assigned_count / member.weight, member.rep_id
+
+    return min(candidates, key=order)
+
+
+@transaction.atomic
+def lead_route(*, lead: Lead, now: datetime | None = None) -> Assignment | None:
+    """Assign an MQL to a rep by the first applicable rule that has an eligible rep.
+
+    Sets lead.owner and lead.assigned_at (saving only those fields) and records an Assignment with
+    the rule. Returns None and records nothing when no rule applies or nobody in the applicable
+    pools is eligible: the lead then waits unassigned in the MQL queue for a sales manager."""
+    now = now or timezone.now()
+    applicable = [
+        rule.pk
+        for rule in AssignmentRule.objects.filter(active=True).order_by("position", "id")
+        if rule_matches(rule=rule, lead=lead)
+    ]
+    if not applicable:
+        return None
+    # locked and re-read: a concurrent routing may have moved the clock and pass values meanwhile
+    rules = list(
+        AssignmentRule.objects.select_for_update()
+        .filter(pk__in=applicable, active=True)
+        .order_by("position", "id")
+    )
+    members = list(
+        PoolMember.objects.select_for_update(of=("self",))
+        .select_related("rep")
+        .filter(
+            rule__in=rules,
+            weight__gt=0,
+            rep__is_active=True,
+            rep__available=True,
+            rep__role__in=SALES_ROLES,
+        )
+        .order_by("id")
+    )
+    open_leads = rep_open_leads(
+        rep_ids=sorted({m.rep_id for m in members}), exclude_lead_id=lead.pk
+    )
+    pools: dict[int, list[PoolMember]] = defaultdict(list)
+    for member in members:
+        if open_leads[member.rep_id] < member.rep.capacity:
+            pools[member.rule_id].append(member)
+
+    for rule in rules:
+        if pools[rule.pk]:
+            chosen = _next_member(rule=rule, candidates=pools[rule.pk])
+            break
+    else:
+        return None
+
+    start = max(chosen.pass_value, rule.virtual_time)
+    chosen.pass_value = start + 1 / chosen.weight
+    chosen.assigned_count += 1
+    chosen.save(update_fields=["pass_value", "assigned_count"])
+    rule.virtual_time = start
+    rule.save(update_fields=["virtual_time"])
+
+    previous_owner_id = lead.owner_id
+    lead.owner = chosen.rep
+    lead.assigned_at = now
+    lead.save(update_fields=["owner", "assigned_at"])
+    return Assignment.objects.create(
+        lead=lead,
+        rep=chosen.rep,
+        previous_owner_id=previous_owner_id,
+        rule=rule,
+        rule_name=rule.name,
+        by_system=ROUTING_SYSTEM,
+        at=now,
+    )
+
+
+@transaction.atomic
+def lead_assign(*, lead: Lead, rep: User, by: User, note: str = "") -> Assignment:
+    """A sales manager (or admin) gives a lead to a rep by hand.
+
+    The manager decides: the rep's capacity and availability are not checked, and pool pass values
+    do not move. The rep must be an active sales rep or sales manager."""
+    require(by, Action.LEAD_ASSIGN)
+    if not rep.is_active or rep.role not in SALES_ROLES:
+        raise RoutingError(
+            f"{rep} is not an active sales rep or sales manager; leads go to sales people only.",
+            field="rep",
+        )
+    # the current owner under lock: the instance we were given may be stale
+    previous_owner_id = (
+        Lead.objects.select_for_update().values_list("owner_id", flat=True).get(pk=lead.pk)
+    )
+    if previous_owner_id == rep.pk:
+        raise RoutingError(f"{lead} is already assigned to {rep}.", field="rep")
+    now = timezone.now()
+    lead.owner = rep
+    lead.assigned_at = now
+    lead.save(update_fields=["owner", "assigned_at", "updated_at"])
+    return Assignment.objects.create(
+        lead=lead,
+        rep=rep,
+        previous_owner_id=previous_owner_id,
+        by=by,
+        note=note.strip(),
+        at=now,
+    )
