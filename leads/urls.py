@@ -5,5 +5,12 @@ from leads import views
 app_name = "leads"
 urlpatterns = [
     path("", views.lead_list, name="list"),
+    path("<int:pk>/", views.lead_detail, name="detail"),
+    path("<int:pk>/move/", views.lead_move, name="move"),
+    path("<int:pk>/touchpoints/", views.lead_touchpoint, name="touchpoint"),
+    path("<int:pk>/assign/", views.lead_assign, name="assign"),
+    path("<int:pk>/merge/", views.lead_merge, name="merge"),
+    path("feedback/", views.sales_feedback, name="feedback"),
+    path("wins/", views.announcements, name="announcements"),
     path("import/", include("leads.importing.urls")),
 ]

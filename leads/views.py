@@ -1,8 +1,16 @@
-from django.shortcuts import render
+from datetime import timedelta
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from alignment.decorators import team_member_required
-from leads import selectors
-from leads.models import Stage
+from alignment.lib.errors import DomainError
+from alignment.permissions import Action, can
+from leads import routing, selectors, services
+from leads.forms import AssignForm, FeedbackFilterForm, MergeForm, MoveForm, TouchpointForm
+from leads.models import Announcement, Lead, Stage
 
 PAGE_SIZE = 50
 
@@ -20,10 +28,12 @@ def lead_list(request):
     if stage not in Stage.values:
         stage = ""
     q = request.GET.get("q", "")
+    mine = request.GET.get("mine") == "1"
     number = _page_number(request)
     start = (number - 1) * PAGE_SIZE
+    qs = selectors.leads_list(stage=stage, q=q, owner_id=request.user.id if mine else None)
     # one row more than a page tells whether there is a next page, without a COUNT(*) over millions
-    rows = list(selectors.leads_list(stage=stage, q=q)[start : start + PAGE_SIZE + 1])
+    rows = list(qs[start : start + PAGE_SIZE + 1])
     return render(
         request,
         "leads/list.html",
@@ -34,5 +44,145 @@ def lead_list(request):
             "stages": Stage.choices,
             "stage": stage,
             "q": q,
+            "mine": mine,
         },
     )
+
+
+def _detail_context(request, lead: Lead, **forms) -> dict:
+    user = request.user
+    context = {
+        "lead": lead,
+        "timeline": selectors.lead_timeline(lead=lead),
+        "move_form": MoveForm(lead=lead),
+        "touchpoint_form": TouchpointForm(),
+        "assign_form": AssignForm(),
+        "merge_form": MergeForm(),
+        "can_assign": can(user, Action.LEAD_ASSIGN),
+        "can_merge": can(user, Action.LEAD_MERGE),
+        "explanation": None,
+    }
+    try:
+        from leads.scoring.selectors import lead_score_explain
+    except ImportError:  # scoring not installed yet
+        pass
+    else:
+        context["explanation"] = lead_score_explain(lead=lead)
+    context.update(forms)
+    return context
+
+
+@team_member_required
+def lead_detail(request, pk: int):
+    lead = get_object_or_404(Lead.objects.select_related("owner", "source", "campaign"), pk=pk)
+    return render(request, "leads/detail.html", _detail_context(request, lead))
+
+
+def _rerender(request, lead: Lead, **forms):
+    return render(request, "leads/detail.html", _detail_context(request, lead, **forms), status=400)
+
+
+@team_member_required
+@require_POST
+def lead_move(request, pk: int):
+    lead = get_object_or_404(Lead, pk=pk)
+    form = MoveForm(request.POST, lead=lead)
+    if not form.is_valid():
+        return _rerender(request, lead, move_form=form)
+    data = form.cleaned_data
+    try:
+        services.lead_move(
+            lead=lead,
+            to=data["to"],
+            by=request.user,
+            reason=data["reason"],
+            note=data["note"],
+            deal_value=data["deal_value"],
+        )
+    except DomainError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return _rerender(request, lead, move_form=form)
+    messages.success(request, f"{lead.display_name} is now {lead.get_stage_display()}.")
+    return redirect("leads:detail", pk=lead.pk)
+
+
+@team_member_required
+@require_POST
+def lead_touchpoint(request, pk: int):
+    lead = get_object_or_404(Lead, pk=pk)
+    form = TouchpointForm(request.POST)
+    if not form.is_valid():
+        return _rerender(request, lead, touchpoint_form=form)
+    data = form.cleaned_data
+    try:
+        services.touchpoint_record(
+            lead=lead,
+            kind=data["kind"],
+            occurred_at=data["occurred_at"],
+            metadata={"note": data["note"]} if data["note"] else {},
+            by=request.user,
+        )
+    except DomainError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return _rerender(request, lead, touchpoint_form=form)
+    messages.success(request, "Touchpoint logged.")
+    return redirect("leads:detail", pk=lead.pk)
+
+
+@team_member_required
+@require_POST
+def lead_assign(request, pk: int):
+    lead = get_object_or_404(Lead, pk=pk)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        return _rerender(request, lead, assign_form=form)
+    try:
+        routing.lead_assign(
+            lead=lead, rep=form.cleaned_data["rep"], by=request.user, note=form.cleaned_data["note"]
+        )
+    except DomainError as exc:
+        form.add_error(None, exc.message)
+        return _rerender(request, lead, assign_form=form)
+    messages.success(request, f"Assigned to {form.cleaned_data['rep']}.")
+    return redirect("leads:detail", pk=lead.pk)
+
+
+@team_member_required
+@require_POST
+def lead_merge(request, pk: int):
+    lead = get_object_or_404(Lead, pk=pk)
+    form = MergeForm(request.POST)
+    if not form.is_valid():
+        return _rerender(request, lead, merge_form=form)
+    try:
+        services.lead_merge(
+            survivor=lead, duplicate=form.cleaned_data["duplicate"], by=request.user
+        )
+    except DomainError as exc:
+        form.add_error(None, exc.message)
+        return _rerender(request, lead, merge_form=form)
+    messages.success(request, "Duplicate merged into this lead.")
+    return redirect("leads:detail", pk=lead.pk)
+
+
+@team_member_required
+def sales_feedback(request):
+    form = FeedbackFilterForm(request.GET or None)
+    group, days = "source", 90
+    if form.is_valid():
+        group = form.cleaned_data["group"] or group
+        days = form.cleaned_data["days"] or days
+    since = timezone.now() - timedelta(days=days)
+    rows = selectors.sales_feedback(since=since, group_by=group)
+    return render(
+        request,
+        "leads/feedback.html",
+        {"form": form, "rows": rows, "group": group, "days": days},
+        status=200 if form.is_bound is False or form.is_valid() else 400,
+    )
+
+
+@team_member_required
+def announcements(request):
+    items = Announcement.objects.select_related("lead", "lead__owner")[:50]
+    return render(request, "leads/announcements.html", {"items": items})

@@ -25,6 +25,33 @@ def _test_settings(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
+# Rows that data migrations write: (migration module, function, model that holds them).
+MIGRATION_DATA = [
+    ("leads.migrations.0002_default_reasons", "add_reasons", "leads.Reason"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _migration_data(request):
+    """Transactional tests (live server, real worker) truncate every table when they end, and with
+    it the rows data migrations wrote; put those back for whichever test comes next."""
+    names = set(request.fixturenames)
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None and not names & {"db", "transactional_db", "live_server"}:
+        return
+    transactional = names & {"transactional_db", "live_server"} or (
+        marker is not None and marker.kwargs.get("transaction")
+    )
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    import importlib
+
+    from django.apps import apps
+
+    for module, function, model in MIGRATION_DATA:
+        if not apps.get_model(model).objects.exists():
+            getattr(importlib.import_module(module), function)(apps, None)
+
+
 @pytest.fixture
 def marketer(db):
     return UserFactory(username="marketer", role=Role.MARKETER)

@@ -25,3 +25,26 @@ def test_wrong_password_stays_on_login_with_error(page, marketer):
     page.click("button[type=submit]")
     page.wait_for_selector(".error")
     assert "/login/" in page.url
+
+
+def test_rep_rejects_an_mql_with_a_reason(page, rep):
+    from leads.models import Lead, Stage
+
+    lead = LeadFactory(company="Umbrella Corp", stage=Stage.MQL, owner=rep)
+    page.goto("/login/")
+    page.fill("#id_username", "rep")
+    page.fill("#id_password", "pw")
+    page.click("button[type=submit]")
+    page.goto(f"/leads/{lead.pk}/")
+    page.select_option("#id_to", "rejected")
+    page.click("#move button[type=submit]")
+    page.wait_for_selector("text=needs a reason")
+    screenshot(page, "lead-reject-error")
+    page.select_option("#id_to", "rejected")
+    page.select_option("#id_reason", label="Rejection of an MQL: Bad fit")
+    page.fill("#id_note", "Two-person agency")
+    page.click("#move button[type=submit]")
+    page.wait_for_selector("text=is now Rejected")
+    assert "MQL → Rejected" in page.content()
+    screenshot(page, "lead-detail")
+    assert Lead.objects.get(pk=lead.pk).stage == Stage.REJECTED

@@ -1,0 +1,42 @@
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from leads import selectors, services
+from leads.models import Stage
+from tests.factories import CampaignFactory, LeadFactory, TouchpointFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_sales_feedback_by_campaign_counts_decisions_in_period(rep):
+    spring, autumn = CampaignFactory(name="Spring"), CampaignFactory(name="Autumn")
+    decisions = [(spring, "accept"), (spring, "bad_fit"), (autumn, "not_ready"), (autumn, "accept")]
+    for campaign, decision in decisions:
+        lead = LeadFactory(stage=Stage.MQL, owner=rep, campaign=campaign)
+        if decision == "accept":
+            services.lead_accept(lead=lead, by=rep)
+        else:
+            services.lead_reject(lead=lead, by=rep, reason=decision)
+    rows = {r["name"]: r for r in selectors.sales_feedback(group_by="campaign")}
+    assert (rows["Spring"]["accepted"], rows["Spring"]["rejected"]) == (1, 1)
+    assert (rows["Autumn"]["accepted"], rows["Autumn"]["recycled"]) == (1, 1)
+    assert rows["Spring"]["reasons"] == [("Bad fit", 1)]
+    later = timezone.now() + dt.timedelta(minutes=1)
+    assert selectors.sales_feedback(since=later) == []
+
+
+def test_timeline_is_newest_first_and_mixes_kinds(marketer, rep):
+    lead = LeadFactory(owner=rep)
+    TouchpointFactory(lead=lead, occurred_at=timezone.now() - dt.timedelta(days=2))
+    services.lead_move(lead=lead, to=Stage.MQL, by=marketer)
+    kinds = [e.kind for e in selectors.lead_timeline(lead=lead)]
+    assert kinds == ["stage", "touchpoint"]
+
+
+def test_leads_list_search_by_email_and_company():
+    LeadFactory(email="ada@engines.example", company="Engines")
+    LeadFactory(email="bob@widgets.example", company="Widgets")
+    assert [x.company for x in selectors.leads_list(q="ADA@engines.example")] == ["Engines"]
+    assert [x.company for x in selectors.leads_list(q="wid")] == ["Widgets"]
