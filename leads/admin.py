@@ -1,5 +1,7 @@
+from django import forms
 from django.contrib import admin
 
+from alignment.lib.errors import DomainError
 from leads.models import (
     Announcement,
     Assignment,
@@ -107,8 +109,31 @@ class PoolMemberInline(admin.TabularInline):
     readonly_fields = ("assigned_count",)
 
 
+class AssignmentRuleForm(forms.ModelForm):
+    class Meta:
+        model = AssignmentRule
+        fields = ("name", "position", "active", "conditions")
+        help_texts = {
+            "conditions": 'All must match; [] matches every lead. Example: [{"field": "country", '
+            '"op": "in", "value": ["DE", "AT", "CH"]}, {"field": "attributes.segment", "op": "eq", '
+            '"value": "enterprise"}]. Ops: eq, ne, in, not_in, contains, gte, lte, gt, lt, '
+            "between, exists."
+        }
+
+    def clean_conditions(self):
+        from leads.routing import validate_conditions
+
+        conditions = self.cleaned_data["conditions"]
+        try:
+            validate_conditions(conditions)
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return conditions
+
+
 @admin.register(AssignmentRule)
 class AssignmentRuleAdmin(admin.ModelAdmin):
+    form = AssignmentRuleForm
     list_display = ("name", "position", "active", "conditions")
     list_editable = ("position", "active")
     inlines = [PoolMemberInline]
