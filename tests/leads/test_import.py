@@ -1060,7 +1060,7 @@ def test_the_bank_marketing_file_imports_every_row_with_its_outcome():
     assert Lead.objects.filter(stage=Stage.LOST).count() == 41_188 - 4_640
     assert StageChange.objects.filter(by_system="import").count() == 41_188
     first = Lead.objects.get(external_id="bank-2")
-    assert first.attributes["duration"] == 261
+    assert first.attributes["post_call_duration"] == 261
     assert first.attributes["age"] == 56 and first.attributes["euribor3m"] == 4.857
     assert first.attributes["job"] == "housemaid"
     assert "default" not in Lead.objects.get(external_id="bank-3").attributes  # "unknown"
