@@ -3,6 +3,7 @@ the defaults make a laptop run work: SQLite, an embedded Celery broker and email
 
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from alignment.lib.env import (
@@ -160,8 +161,31 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # a rescore whose worker died or whose message the broker lost is queued again (runs resume
+    # from their last batch; a run still in progress is claimed and left alone)
+    "scoring-rescore-resume": {
+        "task": "leads.scoring_runs_resume",
+        "schedule": crontab(minute="*/15"),
+        "options": {"expires": 10 * 60},
+    },
+    # fine-tuning proposes (never activates) a version learned from last week's outcomes: won vs
+    # lost, and sales' accept vs reject decisions; both managers then review it
+    "scoring-tune-won": {
+        "task": "leads.scoring_tune",
+        "schedule": crontab(minute=0, hour=4, day_of_week="mon"),
+        "kwargs": {"outcome": "won"},
+        "options": {"expires": 6 * 3600},
+    },
+    "scoring-tune-accepted": {
+        "task": "leads.scoring_tune",
+        "schedule": crontab(minute=30, hour=4, day_of_week="mon"),
+        "kwargs": {"outcome": "accepted"},
+        "options": {"expires": 6 * 3600},
+    },
 }
 HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 180)
+# attributes fine-tuning must never learn from (besides any named post_...), e.g. call_duration
+SCORING_TUNING_EXCLUDE_ATTRIBUTES = env_list("SCORING_TUNING_EXCLUDE_ATTRIBUTES", [])
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

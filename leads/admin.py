@@ -12,6 +12,11 @@ from leads.models import (
     MergeRecord,
     PoolMember,
     Reason,
+    ScoreSnapshot,
+    ScoringApproval,
+    ScoringModel,
+    ScoringModelEvent,
+    ScoringRun,
     Source,
     StageChange,
     Touchpoint,
@@ -154,3 +159,56 @@ class ImportJobAdmin(admin.ModelAdmin):
 
 admin.site.register(MergeRecord)
 admin.site.register(Announcement)
+
+
+# --- scoring: versions change only through the sign-off services; the admin shows them -----------
+
+
+class ScoringApprovalInline(ReadOnlyInline):
+    model = ScoringApproval
+    fields = ("at", "by", "role", "note")
+    readonly_fields = fields
+
+
+class ScoringModelEventInline(ReadOnlyInline):
+    model = ScoringModelEvent
+    fields = ("at", "action", "by", "by_role", "by_system", "note")
+    readonly_fields = fields
+
+
+@admin.register(ScoringModel)
+class ScoringModelAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "status", "origin", "mql_total", "mql_fit", "activated_at")
+    list_filter = ("status", "origin")
+    inlines = [ScoringApprovalInline, ScoringModelEventInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in ScoringModel._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ScoringRun)
+class ScoringRunAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "kind", "status", "processed", "total", "created_at", "finished_at")
+    list_filter = ("status", "kind")
+    readonly_fields = [f.name for f in ScoringRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ScoreSnapshot)
+class ScoreSnapshotAdmin(admin.ModelAdmin):
+    list_display = ("lead", "kind", "at", "total", "fit", "grade", "model")
+    list_filter = ("kind",)
+    raw_id_fields = ("lead",)
+    readonly_fields = [f.name for f in ScoreSnapshot._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False

@@ -159,6 +159,20 @@ class Lead(models.Model):
     engagement_score = models.FloatField(default=0)
     score = models.FloatField(default=0)
     grade = models.CharField(max_length=1, blank=True)
+    # engagement_score and score are as of engagement_anchor_at; the exact value at any later
+    # moment comes from engagement_sums (decayed sum per capped group at the anchor), see
+    # leads.scoring.engagement. No constraint: rescoring a million rows must not check it per row.
+    scored_with = models.ForeignKey(
+        "leads.ScoringModel",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    engagement_anchor_at = models.DateTimeField(null=True, blank=True)
+    engagement_sums = models.JSONField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -445,3 +459,13 @@ class ImportJob(models.Model):
         if not self.total_rows:
             return 100 if self.status == ImportStatus.DONE else 0
         return min(100, int(100 * self.processed_rows / self.total_rows))
+
+
+# scoring lives in its own package; its models belong to this app
+from leads.scoring.models import (  # noqa: E402, F401
+    ScoreSnapshot,
+    ScoringApproval,
+    ScoringModel,
+    ScoringModelEvent,
+    ScoringRun,
+)

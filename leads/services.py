@@ -347,6 +347,9 @@ def lead_intake(*, data: dict[str, Any], by: User | None = None, system: str = "
     changed = created or model_to_dict(lead) != before
     if changed:
         lead.save()
+        from leads.scoring.services import lead_score_refresh
+
+        lead_score_refresh(lead=lead)
     return IntakeResult(lead=lead, created=created, changed=changed)
 
 
@@ -456,5 +459,9 @@ def lead_merge(*, survivor: Lead, duplicate: Lead, by: User) -> Lead:
     if take_external:
         keep.external_id = moved_external
     keep.save()
+    # the survivor's touchpoints changed other than through touchpoint_record
+    from leads.scoring.services import lead_score_refresh
+
+    lead_score_refresh(lead=keep, full=True)
     _copy_state(source=keep, target=survivor)
     return survivor

@@ -4,7 +4,10 @@ import smtplib
 from celery import shared_task
 
 from leads.announcements import announcement_email, announcement_for_won
+from leads.importing.tasks import import_job_run  # noqa: F401  (registers leads.import_job_run)
 from leads.models import Lead
+from leads.scoring.tasks import scoring_rescore_run, scoring_runs_resume  # noqa: F401
+from leads.scoring.tuning_tasks import scoring_tune  # noqa: F401
 
 logger = logging.getLogger(__name__)
 

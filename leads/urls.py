@@ -13,4 +13,5 @@ urlpatterns = [
     path("feedback/", views.sales_feedback, name="feedback"),
     path("wins/", views.announcements, name="announcements"),
     path("import/", include("leads.importing.urls")),
+    path("scoring/tuning/", include("leads.scoring.tuning_urls")),
 ]

@@ -28,6 +28,7 @@ def _test_settings(settings, tmp_path):
 # Rows that data migrations write: (migration module, function, model that holds them).
 MIGRATION_DATA = [
     ("leads.migrations.0002_default_reasons", "add_reasons", "leads.Reason"),
+    ("leads.migrations.0004_default_scoring_model", "add_default_model", "leads.ScoringModel"),
 ]
 
 

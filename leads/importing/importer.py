@@ -361,6 +361,12 @@ class Importer:
             for fields, leads in batch.updated.items():
                 Lead.objects.bulk_update(leads, sorted(fields), batch_size=1000)
             StageChange.objects.bulk_create(batch.stage_changes, batch_size=2000)
+            # bulk writes bypass real-time scoring: score the batch set-based (moves no stage)
+            from leads.scoring.services import leads_rescore
+
+            written = [lead.pk for lead in batch.new]
+            written += [lead.pk for leads in batch.updated.values() for lead in leads]
+            leads_rescore(lead_ids=sorted(set(written)))
         return batch
 
     def _match(

@@ -332,3 +332,18 @@ def test_leads_carry_typed_attributes_and_utm_values():
         else:
             assert lead.utm_campaign == ""
     assert Lead.objects.exclude(campaign=None).count() > 100
+
+
+def test_seeded_leads_are_scored_without_moving_a_stage():
+    seed(leads=200, seed=5, touchpoints_per_lead=6)
+    stages = dict(Lead.objects.values_list("id", "stage"))
+    scored = Lead.objects.exclude(scored_with=None)
+    assert scored.count() == 200
+    assert scored.filter(score__gt=0).exists()
+    # a rescore changes no stage: the generated history stays as it was
+    assert dict(Lead.objects.values_list("id", "stage")) == stages
+
+
+def test_no_score_leaves_leads_for_a_later_rescore():
+    seed(leads=50, seed=6, touchpoints_per_lead=3, no_score=True)
+    assert not Lead.objects.exclude(scored_with=None).exists()

@@ -448,7 +448,9 @@ def test_merge_moves_everything_and_loses_nothing(marketer, rep, sales_manager):
     survivor.refresh_from_db()
     assert not Lead.objects.filter(pk=duplicate.pk).exists()
     assert survivor.touchpoints.count() == 2
-    assert survivor.stage_changes.filter(to_stage="mql").count() == 1
+    # the duplicate's move came along (the survivor may also cross into MQL on its own: the
+    # merged demo request is rescored)
+    assert survivor.stage_changes.filter(to_stage="mql", by=marketer).count() == 1
     assert survivor.external_id == "crm-77"
     assert survivor.title == "CTO"
     assert survivor.attributes == {"seats": 10, "plan": "pro"}

@@ -1,0 +1,892 @@
+"""Every write of the scoring service: versions and their sign-off, the real-time score update,
+full rescoring and score history.
+
+Decisions worth knowing:
+- Versions move draft -> proposed -> active -> retired (a proposal can go back to draft: withdrawn
+  by marketing or sent back by a manager, its approvals dropped). Only drafts are edited; a proposed
+  version is frozen, so both managers approve exactly what will run. A version becomes active when a
+  marketing manager and a sales manager have both approved it (one approval per side, per person);
+  admins cannot approve. Activation retires the previous version and queues a full rescore.
+- Real time: a touchpoint or a field change updates the lead's score in the same transaction with
+  the lead row locked (so two concurrent touchpoints both count: the second waits and applies on
+  top of the first). A lead is scored with the version that scored it until the activation
+  rescore reaches it (a process remembers the active version for at most a minute, see
+  `_active_for`); a lead scored by another version, or never, is recomputed from its touchpoints.
+- MQL crossings happen only on events (a touchpoint, a field change), never by decay and never by a
+  rescore. At an event the lead becomes an MQL when it meets the definition afterwards, is in new,
+  nurturing or recycled, and either did not meet it just before the event or has never been an
+  MQL. So a lead that sales recycled must fall below the line and rise again; a fresh lead that a
+  model change left above the line becomes an MQL at its next event. lead_move refuses mql -> mql,
+  and the row lock serialises events, so one crossing fires lead_became_mql once.
+- Score history: a ScoreSnapshot with the full explanation at every MQL transition (any cause), and,
+  when a new version is activated, one per lead whose fit, grade or total (by >= 0.5) changed, with
+  the values before and after, written set-based by the rescore batches.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import OperationalError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from alignment.models import Role, User
+from alignment.permissions import Action, require
+from leads.models import Campaign, Lead, Source, Stage, Touchpoint
+from leads.scoring import sql as scoring_sql
+from leads.scoring.engagement import (
+    Anchored,
+    anchored_add,
+    anchored_from_touchpoints,
+    capped_total,
+    engagement_at,
+)
+from leads.scoring.models import (
+    ModelAction,
+    ModelOrigin,
+    ModelStatus,
+    RunKind,
+    RunStatus,
+    ScoreSnapshot,
+    ScoringApproval,
+    ScoringModel,
+    ScoringModelEvent,
+    ScoringRun,
+    SnapshotKind,
+)
+from leads.scoring.rules import (
+    CompiledModel,
+    ScoringError,
+    compile_spec,
+    engagement_rule_label,
+    lead_values,
+    spec_diff,
+    spec_of,
+    validate_spec,
+)
+
+logger = logging.getLogger(__name__)
+
+SCORING_SYSTEM = "scoring"
+PRE_MQL_STAGES = (Stage.NEW, Stage.NURTURING, Stage.RECYCLED)
+DEFAULT_BATCH_SIZE = 5000
+# a running rescore whose heartbeat is older than this was lost (worker died): it may be resumed
+RUN_STALE_AFTER = timedelta(minutes=10)
+
+MODEL_MOVES: dict[str, tuple[str, ...]] = {
+    ModelStatus.DRAFT: (ModelStatus.PROPOSED,),
+    ModelStatus.PROPOSED: (ModelStatus.DRAFT, ModelStatus.ACTIVE),
+    ModelStatus.ACTIVE: (ModelStatus.RETIRED,),
+    ModelStatus.RETIRED: (),
+}
+APPROVING_SIDES = {
+    Role.MARKETING_MANAGER: "marketing",
+    Role.SALES_MANAGER: "sales",
+}
+
+
+# --- the compiled active model --------------------------------------------------------------------
+
+# versions are frozen once proposed; the key includes updated_at so an edited draft recompiles
+_compiled: dict[tuple[int, datetime], CompiledModel] = {}
+
+
+def compiled_model(model: ScoringModel) -> CompiledModel:
+    key = (model.pk, model.updated_at)
+    found = _compiled.get(key)
+    if found is None:
+        if len(_compiled) > 32:
+            _compiled.clear()
+        found = compile_spec(spec_of(model), model_id=model.pk, name=model.name)
+        _compiled[key] = found
+    return found
+
+
+def _compiled_by_id(pk: int, updated_at: datetime | None = None) -> CompiledModel | None:
+    if updated_at is not None and (pk, updated_at) in _compiled:
+        return _compiled[(pk, updated_at)]
+    row = ScoringModel.objects.filter(pk=pk).first()
+    return compiled_model(row) if row else None
+
+
+def scoring_model_active() -> CompiledModel | None:
+    """The active version, compiled (one small query; the compiled rules are cached)."""
+    row = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).values_list("pk", "updated_at")
+    row = row.first()
+    return _compiled_by_id(*row) if row else None
+
+
+# --- real time ------------------------------------------------------------------------------------
+
+# The version this process last found active, and when (monotonic seconds).
+_active_hint: tuple[CompiledModel, float] | None = None
+ACTIVE_HINT_SECONDS = 60.0
+
+
+def _active_for(locked: Lead) -> CompiledModel | None:
+    """The version to score a locked lead with, saving the lookup on the hot path.
+
+    The remembered version is trusted only for a lead that it scored itself: such a lead has not
+    been reached yet by the rescore of any newer version (the rescore writes scored_with, and we
+    hold the row, so it either passed before us or comes after us and recomputes). Any other
+    lead, and any hint older than a minute, looks the active version up again."""
+    global _active_hint
+    hint = _active_hint
+    if (
+        hint is not None
+        and hint[0].id == locked.scored_with_id
+        and time.monotonic() - hint[1] < ACTIVE_HINT_SECONDS
+    ):
+        return hint[0]
+    model = scoring_model_active()
+    _active_hint = (model, time.monotonic()) if model is not None else None
+    return model
+
+
+# The hot path (every touchpoint) reads and writes the lead's score columns with two plain
+# statements: the ORM's query compilation would cost more than the database work itself.
+_LOCK_SQL = (
+    "SELECT id, stage, mql_count, fit_score, engagement_score, score, grade, engagement_sums, "
+    "engagement_anchor_at, scored_with_id FROM leads_lead WHERE id = %s"
+)
+_WRITE_SQL = (
+    "UPDATE leads_lead SET fit_score = %s, engagement_score = %s, score = %s, grade = %s, "
+    "engagement_sums = %s, engagement_anchor_at = %s, scored_with_id = %s WHERE id = %s"
+)
+
+
+def _lock_scores(lead_id: int) -> Lead:
+    """The lead's score columns, its row locked (the other fields are deferred)."""
+    sql = _LOCK_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
+    locked = next(iter(Lead.objects.raw(sql, [lead_id])), None)
+    if locked is None:
+        raise Lead.DoesNotExist(f"Lead {lead_id} does not exist.")
+    return locked
+
+
+def _write_scores(lead_id: int, values: dict[str, Any]) -> None:
+    ops = connection.ops
+    sums = values["engagement_sums"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WRITE_SQL,
+            [
+                values["fit_score"],
+                values["engagement_score"],
+                values["score"],
+                values["grade"],
+                None if sums is None else json.dumps(sums),
+                ops.adapt_datetimefield_value(values["engagement_anchor_at"]),
+                values["scored_with_id"],
+                lead_id,
+            ],
+        )
+
+
+@dataclass
+class ScoreUpdate:
+    lead: Lead
+    model: CompiledModel
+    fit: int
+    engagement: float  # at `at`
+    total: float
+    grade: str
+    at: datetime
+    became_mql: bool
+
+
+def _touchpoint_rows(lead_id: int, model: CompiledModel) -> list[tuple]:
+    if not model.kinds:
+        return []
+    return list(
+        Touchpoint.objects.filter(lead_id=lead_id, kind__in=model.kinds)
+        .order_by()
+        .values_list("kind", "campaign_id", "metadata", "occurred_at")
+    )
+
+
+def _fit_of(lead: Lead, model: CompiledModel) -> int:
+    source_key = None
+    if model.uses_source and lead.source_id:
+        source_key = Source.objects.filter(pk=lead.source_id).values_list("key", flat=True).first()
+    return model.fit_score(lead_values(lead, source_key=source_key))
+
+
+def _qualified_before(locked: Lead, model: CompiledModel, now: datetime) -> bool:
+    """Whether the stored score (aged to `now` by the version that computed it) meets the active
+    MQL definition."""
+    if locked.scored_with_id is None:
+        return model.qualifies(fit=locked.fit_score, total=locked.score)
+    scored_with = (
+        model if locked.scored_with_id == model.id else _compiled_by_id(locked.scored_with_id)
+    )
+    if scored_with is None:
+        return model.qualifies(fit=locked.fit_score, total=locked.score)
+    engagement = engagement_at(scored_with, Anchored.from_lead(locked), now)
+    return model.qualifies(fit=locked.fit_score, total=locked.fit_score + engagement)
+
+
+def _write_and_cross(
+    *,
+    lead: Lead,
+    locked: Lead,
+    model: CompiledModel,
+    fit: int,
+    state: Anchored,
+    now: datetime,
+    qualified_before: bool,
+    write: bool = True,
+) -> ScoreUpdate:
+    if write:
+        engagement_at_anchor = capped_total(model, state.sums) if state.anchor else 0.0
+        values = {
+            "fit_score": fit,
+            "engagement_score": engagement_at_anchor,
+            "score": fit + engagement_at_anchor,
+            "grade": model.grade(fit),
+            "engagement_sums": state.stored_sums(),
+            "engagement_anchor_at": state.anchor,
+            "scored_with_id": model.id,
+        }
+        _write_scores(locked.pk, values)
+        for target in (lead, locked):
+            for name, value in values.items():
+                setattr(target, name, value)
+    engagement = engagement_at(model, state, now)
+    total = fit + engagement
+    crossed = (
+        model.qualifies(fit=fit, total=total)
+        and locked.stage in PRE_MQL_STAGES
+        and (not qualified_before or locked.mql_count == 0)
+    )
+    if crossed:
+        from leads.services import lead_move
+
+        lead_move(lead=lead, to=Stage.MQL, system=SCORING_SYSTEM, at=now)
+    return ScoreUpdate(
+        lead=lead,
+        model=model,
+        fit=fit,
+        engagement=engagement,
+        total=total,
+        grade=model.grade(fit),
+        at=now,
+        became_mql=crossed,
+    )
+
+
+# usually nested in touchpoint_record's transaction: no savepoint, an error fails the whole write
+@transaction.atomic(savepoint=False)
+def lead_score_touchpoint(
+    *, lead: Lead, touchpoint: Touchpoint, now: datetime | None = None
+) -> ScoreUpdate | None:
+    """Add one new touchpoint to the lead's score (called inside touchpoint_record's transaction).
+
+    Adds one term to the anchored sums; when the stored score was computed by another version (or
+    never), recomputes the lead from its touchpoints instead. Crossing the MQL definition moves the
+    lead to MQL (see the module docstring)."""
+    now = now or timezone.now()
+    # the lock first, then the active version: a rescore that got there first is seen whole
+    locked = _lock_scores(lead.pk)
+    model = _active_for(locked)
+    if model is None:
+        return None
+    qualified_before = _qualified_before(locked, model, now)
+    if locked.scored_with_id == model.id:
+        points = model.touchpoint_points(
+            touchpoint.kind, touchpoint.campaign_id, touchpoint.metadata
+        )
+        fit = locked.fit_score
+        if points:
+            state = anchored_add(
+                model,
+                Anchored.from_lead(locked),
+                points=points,
+                occurred_at=touchpoint.occurred_at,
+                now=now,
+            )
+        else:
+            # nothing to add: the stored form stays exact and is not rewritten, but the event
+            # still counts for a crossing
+            return _write_and_cross(
+                lead=lead,
+                locked=locked,
+                model=model,
+                fit=fit,
+                state=Anchored.from_lead(locked),
+                now=now,
+                qualified_before=qualified_before,
+                write=False,
+            )
+    else:
+        locked = Lead.objects.get(pk=lead.pk)  # the whole row, for the fit (already locked)
+        fit = _fit_of(locked, model)
+        anchor = max(now, touchpoint.occurred_at)
+        state = anchored_from_touchpoints(model, _touchpoint_rows(locked.pk, model), at=anchor)
+    return _write_and_cross(
+        lead=lead,
+        locked=locked,
+        model=model,
+        fit=fit,
+        state=state,
+        now=now,
+        qualified_before=qualified_before,
+    )
+
+
+@transaction.atomic(savepoint=False)
+def lead_score_refresh(
+    *, lead: Lead, now: datetime | None = None, full: bool = False
+) -> ScoreUpdate | None:
+    """Recompute the lead's fit after its fields changed (lead_intake), and its engagement too when
+    the stored one came from another version, or with full=True (its touchpoints changed other
+    than by touchpoint_record, e.g. a merge moved them). May cross into MQL like a touchpoint."""
+    now = now or timezone.now()
+    locked = Lead.objects.select_for_update().get(pk=lead.pk)
+    model = _active_for(locked)
+    if model is None:
+        return None
+    qualified_before = _qualified_before(locked, model, now)
+    fit = _fit_of(locked, model)
+    if not full and locked.scored_with_id == model.id and locked.engagement_anchor_at is not None:
+        state = Anchored.from_lead(locked)
+    else:
+        state = anchored_from_touchpoints(model, _touchpoint_rows(locked.pk, model), at=now)
+    return _write_and_cross(
+        lead=lead,
+        locked=locked,
+        model=model,
+        fit=fit,
+        state=state,
+        now=now,
+        qualified_before=qualified_before,
+    )
+
+
+def lead_score_now(*, lead: Lead, at: datetime | None = None) -> float:
+    """The lead's exact total at `at` from its stored form (no touchpoint read)."""
+    at = at or timezone.now()
+    if lead.scored_with_id is None:
+        return lead.score
+    model = _compiled_by_id(lead.scored_with_id)
+    if model is None:
+        return lead.score
+    return lead.fit_score + engagement_at(model, Anchored.from_lead(lead), at)
+
+
+# --- score history --------------------------------------------------------------------------------
+
+
+def score_snapshot_mql(*, lead: Lead, at: datetime) -> ScoreSnapshot | None:
+    """Keep the score and its full explanation at the moment the lead became an MQL."""
+    from leads.scoring.selectors import lead_score_explain
+
+    explanation = lead_score_explain(lead=lead, at=at)
+    if explanation is None:
+        return None
+    return ScoreSnapshot.objects.create(
+        lead=lead,
+        model_id=explanation["model"]["id"],
+        kind=SnapshotKind.MQL,
+        at=at,
+        fit=explanation["fit"]["score"],
+        engagement=explanation["engagement"]["score"],
+        total=explanation["total"],
+        grade=explanation["grade"],
+        explanation=explanation,
+    )
+
+
+# --- versions and sign-off ------------------------------------------------------------------------
+
+
+def _label(status: str) -> str:
+    return ModelStatus(status).label
+
+
+def _check_actor(by: User | None, system: str, action: Action) -> None:
+    if by is not None:
+        require(by, action)
+    elif not system:
+        raise ScoringError("A change to the scoring model needs a person or a named system.")
+
+
+def _check_move(model: ScoringModel, to: str) -> None:
+    allowed = MODEL_MOVES[model.status]
+    if to not in allowed:
+        allowed_text = ", ".join(_label(s) for s in allowed) or "none"
+        raise ScoringError(
+            f"{model} is {_label(model.status)}; it cannot become {_label(to)}. "
+            f"Allowed from {_label(model.status)}: {allowed_text}.",
+            field="status",
+        )
+
+
+def _event(
+    model: ScoringModel,
+    action: str,
+    *,
+    by: User | None = None,
+    system: str = "",
+    note: str = "",
+    details: dict | None = None,
+    at: datetime | None = None,
+) -> ScoringModelEvent:
+    return ScoringModelEvent.objects.create(
+        model=model,
+        model_label=str(model)[:250],
+        action=action,
+        by=by,
+        by_role=by.effective_role if by else "",
+        by_system=system if by is None else "",
+        note=note.strip(),
+        details=details or {},
+        at=at or timezone.now(),
+    )
+
+
+def _clean_spec(spec: Any) -> dict:
+    """validate_spec, plus the database checks: campaigns exist, and their names in labels."""
+    raw_rules = list((spec or {}).get("engagement_rules") or []) if isinstance(spec, dict) else []
+    ids = {
+        r.get("campaign")
+        for r in raw_rules
+        if isinstance(r, dict) and isinstance(r.get("campaign"), int)
+    }
+    names = dict(Campaign.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
+    clean = validate_spec(spec)
+    for number, (raw, rule) in enumerate(
+        zip(raw_rules, clean["engagement_rules"], strict=True), start=1
+    ):
+        if rule["campaign"] is None:
+            continue
+        if rule["campaign"] not in names:
+            raise ScoringError(
+                f"Engagement rule {number} ({rule['key']}) names campaign {rule['campaign']}, "
+                "which does not exist.",
+                field="rules",
+            )
+        if not raw.get("label"):
+            rule["label"] = engagement_rule_label(rule, names[rule["campaign"]])
+    return clean
+
+
+def _apply_spec(model: ScoringModel, spec: dict) -> None:
+    for name, value in spec.items():
+        setattr(model, name, value)
+
+
+@transaction.atomic
+def scoring_model_create(
+    *,
+    name: str,
+    spec: dict,
+    by: User | None = None,
+    system: str = "",
+    description: str = "",
+    based_on: ScoringModel | None = None,
+    origin: str = ModelOrigin.MANUAL,
+    report: dict | None = None,
+) -> ScoringModel:
+    """A new draft version. Fine-tuning calls this with system="tuning", origin="tuning" and its
+    report, then scoring_model_propose: the managers still have to approve it."""
+    _check_actor(by, system, Action.SCORING_PROPOSE)
+    if not name.strip():
+        raise ScoringError("A scoring model needs a name.", field="name")
+    model = ScoringModel(
+        name=name.strip()[:200],
+        description=description,
+        based_on=based_on,
+        origin=origin,
+        report=report or {},
+        created_by=by,
+    )
+    _apply_spec(model, _clean_spec(spec))
+    model.save()
+    _event(model, ModelAction.CREATED, by=by, system=system)
+    return model
+
+
+@transaction.atomic
+def scoring_model_copy(
+    *, model: ScoringModel, by: User | None = None, system: str = "", name: str = ""
+) -> ScoringModel:
+    """A draft that starts as a copy of any version (usually the active one)."""
+    return scoring_model_create(
+        name=name or f"{model.name} (copy)",
+        spec=spec_of(model),
+        by=by,
+        system=system,
+        description=model.description,
+        based_on=model,
+    )
+
+
+@transaction.atomic
+def scoring_model_update(
+    *,
+    model: ScoringModel,
+    by: User,
+    spec: dict | None = None,
+    name: str | None = None,
+    description: str | None = None,
+) -> ScoringModel:
+    """Edit a draft. Proposed, active and retired versions are frozen."""
+    require(by, Action.SCORING_PROPOSE)
+    locked = ScoringModel.objects.select_for_update().get(pk=model.pk)
+    if locked.status != ModelStatus.DRAFT:
+        raise ScoringError(
+            f"{locked} is {_label(locked.status)} and cannot be edited; "
+            + (
+                "withdraw it to a draft first."
+                if locked.status == ModelStatus.PROPOSED
+                else "copy it to a new draft instead."
+            ),
+            field="status",
+        )
+    if spec is not None:
+        _apply_spec(locked, _clean_spec(spec))
+    if name is not None:
+        if not name.strip():
+            raise ScoringError("A scoring model needs a name.", field="name")
+        locked.name = name.strip()[:200]
+    if description is not None:
+        locked.description = description
+    locked.updated_at = timezone.now()
+    locked.save()
+    _event(locked, ModelAction.EDITED, by=by)
+    model.__dict__.update(locked.__dict__)
+    return model
+
+
+@transaction.atomic
+def scoring_model_discard(*, model: ScoringModel, by: User) -> None:
+    """Delete a draft (the audit keeps that it existed)."""
+    require(by, Action.SCORING_PROPOSE)
+    locked = ScoringModel.objects.select_for_update().get(pk=model.pk)
+    if locked.status != ModelStatus.DRAFT:
+        raise ScoringError(f"Only a draft can be discarded; {locked} is {_label(locked.status)}.")
+    _event(locked, ModelAction.DISCARDED, by=by)
+    locked.delete()
+
+
+@transaction.atomic
+def scoring_model_propose(
+    *, model: ScoringModel, by: User | None = None, system: str = "", note: str = ""
+) -> ScoringModel:
+    """Submit a draft for sign-off; it is frozen from now on and its diff against the active
+    version is kept."""
+    _check_actor(by, system, Action.SCORING_PROPOSE)
+    locked = ScoringModel.objects.select_for_update().get(pk=model.pk)
+    _check_move(locked, ModelStatus.PROPOSED)
+    spec = _clean_spec(spec_of(locked))
+    active = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).first()
+    diff = spec_diff(spec_of(active) if active else None, spec)
+    if active and diff["summary"] == "no changes":
+        raise ScoringError(
+            f"{locked} is the same as the active version {active}; nothing to propose."
+        )
+    now = timezone.now()
+    locked.status = ModelStatus.PROPOSED
+    locked.proposed_at = now
+    locked.diff_base = active
+    locked.diff = diff
+    locked.updated_at = now
+    locked.save()
+    _event(
+        locked,
+        ModelAction.PROPOSED,
+        by=by,
+        system=system,
+        note=note,
+        details={"diff_summary": diff["summary"]},
+        at=now,
+    )
+    model.__dict__.update(locked.__dict__)
+    return model
+
+
+def _back_to_draft(*, model: ScoringModel, by: User, action: str, note: str) -> ScoringModel:
+    locked = ScoringModel.objects.select_for_update().get(pk=model.pk)
+    _check_move(locked, ModelStatus.DRAFT)
+    dropped = [f"{a.by} ({a.role})" for a in locked.approvals.select_related("by")]
+    locked.approvals.all().delete()
+    locked.status = ModelStatus.DRAFT
+    locked.proposed_at = None
+    locked.updated_at = timezone.now()
+    locked.save()
+    _event(locked, action, by=by, note=note, details={"approvals_dropped": dropped})
+    model.__dict__.update(locked.__dict__)
+    return model
+
+
+@transaction.atomic
+def scoring_model_withdraw(*, model: ScoringModel, by: User, note: str = "") -> ScoringModel:
+    """Marketing takes a proposal back to draft to change it; approvals given so far are dropped."""
+    require(by, Action.SCORING_PROPOSE)
+    return _back_to_draft(model=model, by=by, action=ModelAction.WITHDRAWN, note=note)
+
+
+@transaction.atomic
+def scoring_model_send_back(*, model: ScoringModel, by: User, note: str) -> ScoringModel:
+    """A manager declines a proposal, with the reason; it returns to draft."""
+    require(by, Action.SCORING_APPROVE)
+    if not note.strip():
+        raise ScoringError("Say why the proposal is sent back.", field="note")
+    return _back_to_draft(model=model, by=by, action=ModelAction.SENT_BACK, note=note)
+
+
+@transaction.atomic
+def scoring_model_approve(*, model: ScoringModel, by: User, note: str = "") -> ScoringModel:
+    """One manager's approval. With both sides approved, the version becomes active: the previous
+    one is retired and a full rescore is queued (after commit)."""
+    require(by, Action.SCORING_APPROVE)
+    # the lock makes two managers approving at the same moment activate exactly once
+    locked = ScoringModel.objects.select_for_update().get(pk=model.pk)
+    if locked.status != ModelStatus.PROPOSED:
+        raise ScoringError(
+            f"{locked} is {_label(locked.status)}; only a proposed version can be approved.",
+            field="status",
+        )
+    approvals = list(locked.approvals.select_related("by"))
+    if any(a.by_id == by.pk for a in approvals):
+        raise ScoringError(f"You have already approved {locked}; the other side must approve it.")
+    role = by.effective_role
+    same_side = next((a for a in approvals if a.role == role), None)
+    if same_side is not None:
+        other = Role.SALES_MANAGER if role == Role.MARKETING_MANAGER else Role.MARKETING_MANAGER
+        raise ScoringError(
+            f"{same_side.by} has already approved {locked} for {APPROVING_SIDES[role]}; "
+            f"it now needs a {Role(other).label.lower()}."
+        )
+    now = timezone.now()
+    ScoringApproval.objects.create(model=locked, by=by, role=role, note=note.strip(), at=now)
+    _event(locked, ModelAction.APPROVED, by=by, note=note, at=now)
+    if {a.role for a in approvals} | {role} >= set(APPROVING_SIDES):
+        _activate(locked, by=by, now=now)
+    model.__dict__.update(locked.__dict__)
+    return model
+
+
+def _activate(model: ScoringModel, *, by: User, now: datetime) -> ScoringRun:
+    previous = ScoringModel.objects.select_for_update().filter(status=ModelStatus.ACTIVE).first()
+    if previous is not None:
+        _check_move(previous, ModelStatus.RETIRED)
+        previous.status = ModelStatus.RETIRED
+        previous.retired_at = now
+        previous.updated_at = now
+        previous.save()
+        _event(previous, ModelAction.RETIRED, by=by, details={"replaced_by": model.pk}, at=now)
+    _check_move(model, ModelStatus.ACTIVE)
+    model.status = ModelStatus.ACTIVE
+    model.activated_at = now
+    model.updated_at = now
+    model.diff_base = previous
+    model.diff = spec_diff(spec_of(previous) if previous else None, spec_of(model))
+    model.save()
+    run = scoring_run_create(model=model, kind=RunKind.ACTIVATION, by=by)
+    _event(
+        model,
+        ModelAction.ACTIVATED,
+        by=by,
+        details={"replaced": previous.pk if previous else None, "rescore_run": run.pk},
+        at=now,
+    )
+    return run
+
+
+# --- full rescore ---------------------------------------------------------------------------------
+
+
+def scoring_run_create(
+    *,
+    model: ScoringModel | None = None,
+    kind: str = RunKind.MANUAL,
+    by: User | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    enqueue: bool = True,
+) -> ScoringRun:
+    """A full rescore with `model` (default: the active one); queued on Celery after commit."""
+    if model is None:
+        model = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).first()
+        if model is None:
+            raise ScoringError("There is no active scoring model to rescore with.")
+    if batch_size < 1:
+        raise ScoringError("The batch size must be at least 1.", field="batch_size")
+    run = ScoringRun.objects.create(model=model, kind=kind, created_by=by, batch_size=batch_size)
+    if enqueue:
+        from leads.scoring.tasks import scoring_rescore_run
+
+        transaction.on_commit(lambda: scoring_rescore_run.delay(run.pk))
+    return run
+
+
+def _lock_batch(after_id: int, size: int) -> tuple[int, int, int] | None:
+    """Lock the next batch of lead rows in id order; returns (first id, last id, count)."""
+    with connection.cursor() as cursor:
+        if connection.features.has_select_for_update:
+            cursor.execute(
+                "SELECT id FROM leads_lead WHERE id > %s ORDER BY id LIMIT %s FOR UPDATE",
+                [after_id, size],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        else:
+            cursor.execute(
+                "SELECT id FROM leads_lead WHERE id > %s ORDER BY id LIMIT %s", [after_id, size]
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            if ids:
+                # SQLite has no row locks: a no-op write takes the database's write lock
+                cursor.execute(
+                    "UPDATE leads_lead SET scored_with_id = scored_with_id WHERE id = %s", [ids[0]]
+                )
+    return (ids[0], ids[-1], len(ids)) if ids else None
+
+
+def _still_active(model_id: int) -> bool:
+    qs = ScoringModel.objects.filter(pk=model_id, status=ModelStatus.ACTIVE)
+    if not connection.features.has_select_for_update:
+        return qs.exists()
+    # held until the batch commits: an activation retiring this version waits for the batch
+    qs = qs.select_for_update(no_key=connection.features.has_select_for_no_key_update)
+    return bool(list(qs.values_list("pk", flat=True)))
+
+
+def leads_rescore(*, lead_ids: list[int], at: datetime | None = None) -> int:
+    """Rescore the given leads set-based with the active version (for bulk writers such as an
+    import that bypass lead_intake). Like a full rescore it never moves stages. Returns how many
+    leads were rescored. Call it in chunks of a few thousand ids."""
+    model = scoring_model_active()
+    if model is None or not lead_ids:
+        return 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        ids = sorted(set(lead_ids))
+        if connection.features.has_select_for_update:
+            cursor.execute(
+                "SELECT id FROM leads_lead WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids]
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        else:
+            ids = list(Lead.objects.filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+        at = at or timezone.now()
+        if connection.vendor == "postgresql":
+            scoring_sql.rescore_batch_postgres(model, ids=ids, at=at, snapshots=False)
+        else:
+            scoring_sql.rescore_batch_python(model, ids=ids, at=at, snapshots=False)
+    return len(ids)
+
+
+def leads_qualified_not_mql(*, model: CompiledModel) -> int:
+    """Leads in new/nurturing/recycled whose stored score meets the MQL definition."""
+    return Lead.objects.filter(
+        stage__in=PRE_MQL_STAGES, fit_score__gte=model.mql_fit, score__gte=model.mql_total
+    ).count()
+
+
+def scoring_run_execute(
+    *,
+    run_id: int,
+    at: datetime | None = None,
+    progress: Callable[[ScoringRun], None] | None = None,
+    use_sql: bool | None = None,
+) -> ScoringRun | None:
+    """Run (or resume) a full rescore, one transaction per batch of leads in id order.
+
+    Each batch first locks its lead rows (SELECT ... FOR UPDATE ORDER BY id), then computes and
+    writes them. A real-time update on one of those leads either committed before the lock (and its
+    touchpoint is read by the batch) or waits and applies on top of the batch's result. Stages are
+    never changed here. Returns None when another worker holds the run. `at` fixes the scoring
+    instant of every batch (benchmarks); by default each batch uses the time it runs."""
+    now = timezone.now()
+    claimed = (
+        ScoringRun.objects.filter(pk=run_id)
+        .filter(
+            Q(status=RunStatus.QUEUED)
+            | Q(status=RunStatus.RUNNING, heartbeat_at__lt=now - RUN_STALE_AFTER)
+        )
+        .update(status=RunStatus.RUNNING, heartbeat_at=now)
+    )
+    if claimed != 1:
+        return None
+    run = ScoringRun.objects.select_related("model").get(pk=run_id)
+    if run.started_at is None:
+        run.started_at = now
+        run.total = Lead.objects.count()
+        run.save(update_fields=["started_at", "total"])
+    model = compiled_model(run.model)
+    snapshots = run.kind == RunKind.ACTIVATION
+    if use_sql is None:
+        use_sql = connection.vendor == "postgresql"
+    statement = scoring_sql.rescore_statement(model, snapshots=snapshots) if use_sql else None
+    try:
+        while True:
+            with transaction.atomic():
+                if not _still_active(run.model_id):
+                    run.status = RunStatus.SUPERSEDED
+                    run.message = f"Stopped: {run.model} is no longer the active version."
+                    break
+                batch = _lock_batch(run.last_lead_id, run.batch_size)
+                if batch is None:
+                    break
+                lo, hi, count = batch
+                batch_at = at or timezone.now()
+                if use_sql:
+                    written = scoring_sql.rescore_batch_postgres(
+                        model, lo=lo, hi=hi, at=batch_at, snapshots=snapshots, statement=statement
+                    )
+                else:
+                    written = scoring_sql.rescore_batch_python(
+                        model, lo=lo, hi=hi, at=batch_at, snapshots=snapshots
+                    )
+                run.processed += count
+                run.snapshots += written
+                run.last_lead_id = hi
+                run.heartbeat_at = timezone.now()
+                run.save(update_fields=["processed", "snapshots", "last_lead_id", "heartbeat_at"])
+            if progress:
+                progress(run)
+    except OperationalError:
+        # transient (connection lost, deadlock): hand the run back so a retry resumes it
+        ScoringRun.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED)
+        raise
+    except Exception as error:
+        ScoringRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.FAILED, message=str(error)[:2000], finished_at=timezone.now()
+        )
+        raise
+    if run.status != RunStatus.SUPERSEDED:
+        run.status = RunStatus.DONE
+        run.qualified_not_moved = leads_qualified_not_mql(model=model)
+        run.message = (
+            f"{run.processed} leads rescored with {run.model}."
+            + (f" {run.snapshots} score changes kept in the history." if snapshots else "")
+            + (
+                f" {run.qualified_not_moved} leads in new, nurturing or recycled meet the MQL "
+                "definition; a rescore never moves stages, they cross at their next event."
+                if run.qualified_not_moved
+                else ""
+            )
+        )
+    run.finished_at = timezone.now()
+    run.heartbeat_at = run.finished_at
+    run.save()
+    if progress:
+        progress(run)
+    return run
+
+
+def scoring_runs_stalled(*, now: datetime | None = None) -> list[int]:
+    """Runs that should be running but nobody works on: queued for a while, or running with a
+    stale heartbeat (a worker died, or the broker lost the message)."""
+    now = now or timezone.now()
+    return list(
+        ScoringRun.objects.filter(
+            Q(status=RunStatus.QUEUED, created_at__lt=now - timedelta(minutes=5))
+            | Q(status=RunStatus.RUNNING, heartbeat_at__lt=now - RUN_STALE_AFTER)
+        ).values_list("pk", flat=True)
+    )

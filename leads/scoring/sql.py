@@ -1,0 +1,245 @@
+"""Set-based rescoring of one batch of leads (ids lo..hi, or a list of ids), already locked by the
+caller.
+
+PostgreSQL: one statement per batch, generated from the model's rules; every rule value, point,
+cap and threshold is a query parameter (see rules.SqlParams), only the shape of the statement is
+generated. Its shape: `UPDATE leads_lead SET (...) = (SELECT fit, aggregates over the lead's
+touchpoints) WHERE id BETWEEN lo AND hi`. On 1M leads / 10.7M touchpoints this took 34 s in
+batches of 5000, against 57 s for the same batches written as `UPDATE ... FROM (lead rows LEFT
+JOIN (SELECT ... GROUP BY lead_id))` (a self-join and a sort per batch).
+Other databases (SQLite): the same result computed in Python over the batch (`rescore_batch_python`),
+with the very functions the real-time path uses.
+
+Both store what the real-time path stores: fit, grade, the engagement sums anchored at `at`, the
+engagement and total at `at`, and the version used. With `snapshots=True` (a model change) they also
+keep a ScoreSnapshot for every lead whose fit, grade or total (by half a point or more) changed
+(leads never scored before have no previous score and get none).
+"""
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+
+from leads.models import Lead, ScoreSnapshot, Touchpoint
+from leads.scoring.engagement import (
+    FUTURE_TOLERANCE,
+    Anchored,
+    anchored_from_touchpoints,
+    capped_total,
+)
+from leads.scoring.models import SnapshotKind
+from leads.scoring.rules import (
+    UNCAPPED,
+    CompiledModel,
+    SqlParams,
+    engagement_rule_sql,
+    fit_score_sql,
+    grade_sql,
+    lead_values,
+)
+
+# a model-change snapshot is kept when the total moved by at least this much (or fit/grade changed)
+SNAPSHOT_MIN_CHANGE = 0.5
+
+
+def buckets(model: CompiledModel) -> list[str]:
+    seen: dict[str, None] = {}
+    for rule in model.engagement_rules:
+        seen.setdefault(rule.bucket)
+    return list(seen)
+
+
+def rescore_statement(
+    model: CompiledModel, *, snapshots: bool, by_ids: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The batch statement and its fixed parameters; add `at`, and `lo` and `hi` per batch (or
+    `ids`, a list, with by_ids=True).
+
+    UPDATE leads_lead SET (score columns) = (a correlated SELECT: the fit from the lead's columns
+    and one aggregate per engagement bucket over the lead's touchpoints, read by an index range
+    scan) WHERE id in the batch. With snapshots, the same UPDATE inside a WITH that also reads the
+    old scores (every part of the statement sees the rows as they were before it) and inserts the
+    changed ones into leads_scoresnapshot."""
+    p = SqlParams()
+    scope = "= ANY(%(ids)s)" if by_ids else "BETWEEN %(lo)s AND %(hi)s"
+    names = buckets(model)
+    source_key = "(SELECT src.key FROM leads_source src WHERE src.id = l.source_id)"
+    fit = fit_score_sql(model, p, lead="l", source_key=source_key)
+
+    if names:
+        aggregates = []
+        for i, bucket in enumerate(names):
+            terms = [
+                f"CASE WHEN {engagement_rule_sql(r, p, tp='tp')} "
+                f"THEN tp.w * {p(r.points)}::float8 ELSE 0 END"
+                for r in model.engagement_rules
+                if r.bucket == bucket
+            ]
+            aggregates.append(f"SUM({' + '.join(terms)}) AS b{i}")
+        per_lead = f"""
+                SELECT {fit} AS fit, {", ".join(aggregates)}
+                FROM (
+                    SELECT t.kind, t.campaign_id, t.metadata,
+                           power(0.5::float8,
+                                 extract(epoch FROM (%(at)s - t.occurred_at))::float8
+                                 / {p(model.half_life_seconds)}::float8) AS w
+                    FROM leads_touchpoint t
+                    WHERE t.lead_id = l.id
+                      AND t.kind = ANY({p(sorted(model.kinds))}::text[])
+                      AND t.occurred_at <= %(at)s + {p(FUTURE_TOLERANCE)}::interval
+                ) tp"""
+        capped = []
+        for i, bucket in enumerate(names):
+            cap = None if bucket == UNCAPPED else model.group_caps.get(bucket)
+            value = f"coalesce(x.b{i}, 0)"
+            capped.append(value if cap is None else f"LEAST({p(float(cap))}::float8, {value})")
+        engagement = " + ".join(capped)
+        sums_pairs = ", ".join(
+            f"{p(bucket)}::text, NULLIF(x.b{i}, 0)" for i, bucket in enumerate(names)
+        )
+        sums = f"NULLIF(jsonb_strip_nulls(jsonb_build_object({sums_pairs})), '{{}}'::jsonb)"
+    else:
+        per_lead = f"SELECT {fit} AS fit"
+        engagement, sums = "0", "NULL::jsonb"
+
+    update = f"""
+    UPDATE leads_lead AS l
+    SET (fit_score, engagement_score, score, grade, engagement_sums, engagement_anchor_at,
+         scored_with_id) = (
+        SELECT c.fit, c.eng, c.fit + c.eng, {grade_sql(model, "c.fit", p)}, c.sums, %(at)s,
+               %(model)s
+        FROM (
+            SELECT x.fit, ({engagement})::float8 AS eng, {sums} AS sums
+            FROM ({per_lead}
+            ) x
+        ) c
+    )
+    WHERE l.id {scope}"""
+    if not snapshots:
+        return update, {**p.values, "model": model.id}
+    sql = f"""
+    WITH old AS MATERIALIZED (
+        SELECT id, fit_score, score, grade, scored_with_id, engagement_anchor_at
+        FROM leads_lead
+        WHERE id {scope}
+    ),
+    u AS ({update}
+        RETURNING l.id, l.fit_score, l.engagement_score, l.score, l.grade
+    )
+    INSERT INTO leads_scoresnapshot
+        (lead_id, model_id, kind, at, fit, engagement, total, grade,
+         previous_model_id, previous_fit, previous_total, previous_grade, previous_at, explanation)
+    SELECT u.id, %(model)s, {p(SnapshotKind.MODEL_CHANGE.value)}, %(at)s, u.fit_score,
+           u.engagement_score, u.score, u.grade, o.scored_with_id, o.fit_score, o.score,
+           coalesce(o.grade, ''), o.engagement_anchor_at, NULL
+    FROM u JOIN old o ON o.id = u.id
+    WHERE o.scored_with_id IS NOT NULL
+      AND (o.fit_score IS DISTINCT FROM u.fit_score
+           OR coalesce(o.grade, '') <> u.grade
+           OR abs(coalesce(o.score, 0) - u.score) >= {p(SNAPSHOT_MIN_CHANGE)}::float8)"""
+    return sql, {**p.values, "model": model.id}
+
+
+def rescore_batch_postgres(
+    model: CompiledModel,
+    *,
+    lo: int = 0,
+    hi: int = 0,
+    ids: list[int] | None = None,
+    at: datetime,
+    snapshots: bool,
+    statement: tuple[str, dict[str, Any]] | None = None,
+) -> int:
+    """Rescore leads lo..hi (or the leads `ids`) in one statement; returns the number of
+    snapshots written."""
+    by_ids = ids is not None
+    sql, params = statement or rescore_statement(model, snapshots=snapshots, by_ids=by_ids)
+    scope = {"ids": list(ids)} if by_ids else {"lo": lo, "hi": hi}
+    with connection.cursor() as cursor:
+        # a batch is estimated expensive enough for JIT, whose compilation (~40 ms) would cost
+        # more than it saves on 5000 rows
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, {**params, "at": at, **scope})
+        return cursor.rowcount if snapshots else 0
+
+
+def rescore_batch_python(
+    model: CompiledModel,
+    *,
+    lo: int = 0,
+    hi: int = 0,
+    ids: list[int] | None = None,
+    at: datetime,
+    snapshots: bool,
+) -> int:
+    """The portable path: the same result as the SQL, computed with the real-time functions."""
+    scope = {"pk__in": ids} if ids is not None else {"pk__gte": lo, "pk__lte": hi}
+    tp_scope = {"lead_id__in": ids} if ids is not None else {"lead_id__gte": lo, "lead_id__lte": hi}
+    qs = Lead.objects.filter(**scope).order_by("pk")
+    leads = list(qs.select_related("source") if model.uses_source else qs)
+    rows: dict[int, list] = defaultdict(list)
+    if model.kinds:
+        for lead_id, *row in (
+            Touchpoint.objects.filter(**tp_scope, kind__in=model.kinds)
+            .order_by()
+            .values_list("lead_id", "kind", "campaign_id", "metadata", "occurred_at")
+        ):
+            rows[lead_id].append(row)
+    written: list[ScoreSnapshot] = []
+    for lead in leads:
+        source_key = lead.source.key if model.uses_source and lead.source_id else None
+        fit = model.fit_score(lead_values(lead, source_key=source_key))
+        state = anchored_from_touchpoints(model, rows.get(lead.pk, ()), at=at)
+        engagement = capped_total(model, state.sums)
+        grade = model.grade(fit)
+        if (
+            snapshots
+            and lead.scored_with_id is not None
+            and (
+                lead.fit_score != fit
+                or (lead.grade or "") != grade
+                or abs((lead.score or 0) - (fit + engagement)) >= SNAPSHOT_MIN_CHANGE
+            )
+        ):
+            written.append(
+                ScoreSnapshot(
+                    lead_id=lead.pk,
+                    model_id=model.id,
+                    kind=SnapshotKind.MODEL_CHANGE,
+                    at=at,
+                    fit=fit,
+                    engagement=engagement,
+                    total=fit + engagement,
+                    grade=grade,
+                    previous_model_id=lead.scored_with_id,
+                    previous_fit=lead.fit_score,
+                    previous_total=lead.score,
+                    previous_grade=lead.grade or "",
+                    previous_at=lead.engagement_anchor_at,
+                )
+            )
+        lead.fit_score = fit
+        lead.engagement_score = engagement
+        lead.score = fit + engagement
+        lead.grade = grade
+        lead.engagement_sums = Anchored(anchor=at, sums=state.sums).stored_sums()
+        lead.engagement_anchor_at = at
+        lead.scored_with_id = model.id
+    Lead.objects.bulk_update(
+        leads,
+        [
+            "fit_score",
+            "engagement_score",
+            "score",
+            "grade",
+            "engagement_sums",
+            "engagement_anchor_at",
+            "scored_with",
+        ],
+        batch_size=500,
+    )
+    if written:
+        ScoreSnapshot.objects.bulk_create(written, batch_size=1000)
+    return len(written)

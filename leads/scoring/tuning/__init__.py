@@ -1,0 +1,103 @@
+"""Fine-tuning the scoring model from outcomes (`python manage.py tune_scoring`, the weekly
+Celery job `leads.scoring_tune`, the page /leads/scoring/tuning/).
+
+The result is always a *proposed* version (origin "tuning", created and proposed by the system
+"tuning" or the person who started the run) with its report attached; the marketing manager and
+the sales manager still have to approve it. Nothing is ever activated here.
+
+What it learns from (`data`)
+- `won`: leads that reached won (positive) against leads lost (negative).
+- `accepted`: MQLs sales accepted (a stage change mql -> sal) against MQLs sales rejected or
+  recycled (mql -> rejected / recycled), by the latest decision on each lead. This is how sales'
+  rejections teach the model.
+- Each lead is taken at the moment that counted: its last entry into MQL before the outcome, or the
+  outcome itself when it never was an MQL. Engagement features only count touchpoints before then,
+  decayed to then with the active version's half-life, exactly as the score would have seen them.
+  Sales touch kinds (call, sales email, meeting, note) are never candidates: they follow from a
+  lead being good rather than predict it.
+- Fewer than 50 positives or 50 negatives: a readable error, nothing created.
+
+Candidate rules (`features`)
+- Category fields (title, industry, country, source, utm_*) and text/boolean attributes: one `eq`
+  rule per value held by at least `min_support` training leads (30, or 0.1% of the training leads
+  if more; at most 40 values per field).
+- company_size and numeric attributes (90% of known values are numbers): quantile bins (20 by
+  default, `bins`), bins under `min_support` merged into a neighbour; the first bin is `lte`, the
+  last `gte`, the others `between` (bounds at the data's own precision).
+- Any field or attribute missing on enough leads: an `exists: false` rule ("is missing"). Identity
+  fields (email, names, phone, company, website) only get this rule.
+- Marketing touchpoint kinds used by enough leads: an engagement rule (points per occurrence) in
+  its own group, whose cap is the points of the 95th percentile of that kind's decayed count.
+- Excluded: attributes named with `--exclude-attribute` (or the page's field, or the task's
+  `exclude_attributes`); those in the optional setting SCORING_TUNING_EXCLUDE_ATTRIBUTES (always,
+  the weekly job included); and, by a naming convention set in the import mapping, every attribute
+  whose name starts with `post_`: a column known only after the outcome is mapped under such a name
+  (`post_call_duration = { column = "duration", type = "int" }`) and can then never be learned
+  from, whoever starts the run. The bank data's `duration` is such a column: the shipped mapping
+  (docs/examples/bank-marketing.toml) imports it as `post_call_duration`. Each report lists what
+  was excluded.
+- Every candidate is evaluated by the scoring service's own compiled rule, so a column of the design
+  matrix is what the rule gives when it scores the lead; identical columns keep one rule.
+
+Fitting (`learn`)
+- Logistic regression with an L2 penalty on each rule's full-strength effect (yes/no rules: the
+  coefficient; engagement: coefficient x clip), intercept unpenalised, fitted by Newton's method
+  with a line search (numpy only). The strength is chosen from 100 ... 0.3 by 3-fold stratified
+  cross-validated log-loss on the training leads. Engagement may only add points: a kind whose
+  coefficient comes out negative is dropped and the model refitted.
+- Stratified holdout (30% by default) with a fixed seed; the proposal is fitted on the training part
+  only, so its holdout figures are the honest figures of exactly the proposed version.
+- Deterministic: the same data, options and seed give the same version.
+
+Points and thresholds (`services`)
+- Points = round(coefficient x points_per_logit), one scale for all rules, chosen so that 100
+  points separate the 5th and the 95th percentile of the learned score among training leads (capped
+  at 1000 points per unit of log-odds). Rules that round to 0 are left out.
+- mql_fit: the fit score below which only 5% of the training positives fell.
+- mql_total: the whole-number total at which the proposal, with that fit floor, makes about as many
+  MQLs as were actually made among the leads created in the last 90 days (the historical MQL rate);
+  with no MQL history there, as many as the share of positive outcomes. Measured on those recent
+  leads (their highest total at any touchpoint, which is when a crossing happens), or on the
+  training leads when fewer than 100 leads are recent.
+- Grades: A from the 75th percentile of fit, B from the median, C from the 25th (same leads).
+- The half-life is the active version's: tuning learns points, not the decay.
+
+Report (stored as the proposed version's `report`, printed by the command)
+- For the active version and the proposal, on the holdout leads scored exactly as the scoring
+  service scores (fit rules, caps, engagement decayed at the lead's moment): AUC, lift by score
+  decile (ties share a band), conversion by grade, and what the MQL definition catches.
+- Backtest over the leads created in the last 90 days: how many would have become MQLs under the
+  proposal (their highest total met the definition before their outcome or now), and how many of
+  those converted; the same for the active version and for what actually happened. Leads that the
+  proposal was trained on are included there.
+- If the learned version equals the active one, or a tuned proposal still waiting for approval,
+  nothing is created and the run says so.
+"""
+
+from leads.scoring.tuning.data import OUTCOME_ACCEPTED, OUTCOME_WON, OUTCOMES
+from leads.scoring.tuning.services import (
+    DEFAULT_BINS,
+    DEFAULT_HOLDOUT,
+    DEFAULT_SEED,
+    TUNING_SYSTEM,
+    TuningError,
+    TuningResult,
+    scoring_tune,
+    scoring_tune_queue,
+    scoring_tune_recorded,
+)
+
+__all__ = [
+    "DEFAULT_BINS",
+    "DEFAULT_HOLDOUT",
+    "DEFAULT_SEED",
+    "OUTCOMES",
+    "OUTCOME_ACCEPTED",
+    "OUTCOME_WON",
+    "TUNING_SYSTEM",
+    "TuningError",
+    "TuningResult",
+    "scoring_tune",
+    "scoring_tune_queue",
+    "scoring_tune_recorded",
+]

@@ -1,0 +1,173 @@
+"""How well a scoring model version ranks leads whose outcome is known, scored exactly as the
+scoring service scores them: fit by the version's compiled rules, engagement by the anchored decay
+of `leads.scoring.engagement` at the moment that counts, MQL by the version's definition.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+
+from leads.scoring.engagement import (
+    Anchored,
+    anchored_add,
+    anchored_from_touchpoints,
+    engagement_at,
+)
+from leads.scoring.rules import GRADES, CompiledModel
+from leads.scoring.tuning.data import Touch
+from leads.scoring.tuning.features import LeadTable, fit_scores
+from leads.scoring.tuning.learn import auc
+
+BANDS = 10
+
+
+def _r(x: float | None, places: int = 4) -> float | None:
+    return None if x is None else round(float(x), places)
+
+
+def engagement_scores(
+    model: CompiledModel,
+    rows: Sequence[int],
+    touches: dict[int, list[Touch]],
+    cutoffs: Sequence[datetime],
+) -> np.ndarray:
+    """Each lead's engagement at its cutoff, from its touchpoints up to then."""
+    out = np.zeros(len(rows))
+    if not model.kinds:
+        return out
+    for n, i in enumerate(rows):
+        items = touches.get(i)
+        if not items:
+            continue
+        at = cutoffs[i]
+        state = anchored_from_touchpoints(model, [t for t in items if t[3] <= at], at=at)
+        out[n] = engagement_at(model, state, at)
+    return out
+
+
+def peak_totals(
+    model: CompiledModel,
+    fit: np.ndarray,
+    touches: dict[int, list[Touch]],
+    ends: Sequence[datetime],
+) -> np.ndarray:
+    """Each lead's highest total until `ends[i]`: the fit, and the total just after each of its
+    touchpoints (engagement only decays in between). A lead crossed the MQL definition at some
+    event exactly when this peak meets it (the fit does not change with time)."""
+    peak = fit.astype(float).copy()
+    if not model.kinds:
+        return peak
+    for i, items in touches.items():
+        state = Anchored()
+        for kind, campaign_id, metadata, at in items:
+            if at > ends[i]:
+                break
+            points = model.touchpoint_points(kind, campaign_id, metadata)
+            if points:
+                state = anchored_add(model, state, points=points, occurred_at=at, now=at)
+                peak[i] = max(peak[i], fit[i] + engagement_at(model, state, at))
+    return peak
+
+
+def lift_bands(scores: np.ndarray, y: np.ndarray, bands: int = BANDS) -> list[dict]:
+    """Leads ranked by score, best first, cut into `bands` bands of about equal size. Leads with
+    the same score always share a band (a model that cannot tell them apart gets no credit for an
+    arbitrary order), so a band may be larger, smaller or empty."""
+    n = len(scores)
+    base = float(y.mean()) if n else 0.0
+    order = np.argsort(-scores, kind="mergesort")
+    ordered = scores[order]
+    bounds = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])
+    band_of = np.empty(n, dtype=np.int64)
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        middle = (start + stop - 1) / 2.0
+        band_of[order[start:stop]] = min(int(middle * bands / n), bands - 1)
+    rows, captured = [], 0
+    total_positive = int(y.sum())
+    for b in range(bands):
+        inside = band_of == b
+        count, positive = int(inside.sum()), int(y[inside].sum())
+        captured += positive
+        rate = positive / count if count else None
+        rows.append(
+            {
+                "band": b + 1,
+                "leads": count,
+                "positives": positive,
+                "rate": _r(rate),
+                "lift": _r(rate / base if rate is not None and base else None, 2),
+                "min_score": _r(scores[inside].min(), 1) if count else None,
+                "max_score": _r(scores[inside].max(), 1) if count else None,
+                "captured": _r(captured / total_positive if total_positive else None),
+            }
+        )
+    return rows
+
+
+def grade_table(grades: np.ndarray, y: np.ndarray) -> list[dict]:
+    base = float(y.mean()) if len(y) else 0.0
+    rows = []
+    for grade in GRADES:
+        inside = grades == grade
+        count, positive = int(inside.sum()), int(y[inside].sum())
+        rate = positive / count if count else None
+        rows.append(
+            {
+                "grade": grade,
+                "leads": count,
+                "positives": positive,
+                "rate": _r(rate),
+                "lift": _r(rate / base if rate is not None and base else None, 2),
+            }
+        )
+    return rows
+
+
+def holdout_report(
+    model: CompiledModel,
+    table: LeadTable,
+    rows: np.ndarray,
+    y: np.ndarray,
+    touches: dict[int, list[Touch]],
+    cutoffs: Sequence[datetime],
+) -> dict:
+    """AUC, lift by band, grades and the MQL definition of one version on the holdout leads."""
+    fit = fit_scores(model, table)[rows]
+    total = fit + engagement_scores(model, rows, touches, cutoffs)
+    grades = np.array([model.grade(int(f)) for f in fit])
+    qualified = np.array(
+        [model.qualifies(fit=f, total=t) for f, t in zip(fit, total, strict=True)], dtype=bool
+    )
+    hits = int(y[qualified].sum())
+    return {
+        "id": model.id,
+        "label": model.label,
+        "name": model.name,
+        "auc": _r(auc(total, y)),
+        "auc_fit_only": _r(auc(fit, y)),
+        "bands": lift_bands(total, y),
+        "grades": grade_table(grades, y),
+        "mql": {
+            "total": model.mql_total,
+            "fit": model.mql_fit,
+            "qualified": int(qualified.sum()),
+            "share": _r(qualified.mean() if len(qualified) else None),
+            "positives": hits,
+            "precision": _r(hits / qualified.sum() if qualified.sum() else None),
+            "recall": _r(hits / y.sum() if y.sum() else None),
+        },
+        "scores": total,
+    }
+
+
+def backtest_counts(mql: np.ndarray, label: np.ndarray) -> dict:
+    converted = int(np.sum(mql & (label == 1)))
+    decided = int(np.sum(mql & (label >= 0)))
+    return {
+        "mqls": int(mql.sum()),
+        "converted": converted,
+        "not_converted": int(np.sum(mql & (label == 0))),
+        "open": int(np.sum(mql & (label < 0))),
+        "conversion_rate": _r(converted / decided if decided else None),
+    }

@@ -1,0 +1,437 @@
+"""Candidate rules and the design matrix they make.
+
+A lead is the dict `rules.lead_values` builds; a rule is evaluated by the scoring service's own
+compiled rule (`FitRule.matches`), once per distinct value of its field rather than once per lead,
+so a column of the design matrix is exactly what the rule would give when it scores the lead.
+"""
+
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from leads.models import SALES_TOUCHPOINT_KINDS, TouchpointKind, normalise_key
+from leads.scoring.rules import (
+    ATTRIBUTE_PREFIX,
+    MISSING,
+    NUMBER_FIELDS,
+    CompiledModel,
+    FitRule,
+    as_number,
+    compile_spec,
+    is_missing,
+    norm_text,
+    validate_spec,
+)
+
+# fields whose values are categories (one rule per frequent value)
+CATEGORY_FIELDS = (
+    "title",
+    "industry",
+    "country",
+    "source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+)
+# fields that identify a person: only whether they are known can say something
+PRESENCE_FIELDS = ("email", "first_name", "last_name", "phone", "company", "website")
+# engagement is what marketing sees before sales works the lead: sales touches would leak the
+# outcome (a meeting is booked because the lead is already good)
+MARKETING_KINDS = tuple(k for k in TouchpointKind.values if k not in SALES_TOUCHPOINT_KINDS)
+# an imported attribute named post_... is only known after the outcome and is never a candidate
+POST_OUTCOME_PREFIX = "post_"
+
+MAX_LEVELS = 40  # most frequent values per category field
+NUMERIC_SHARE = 0.9  # an attribute is a number when this share of its known values are numbers
+ENGAGEMENT_CLIP_QUANTILE = 0.95
+_MISSING_KEY = ("missing",)
+
+
+@dataclass
+class Column:
+    """One field over the leads of a table: per lead the index of its value in `values`."""
+
+    field: str
+    codes: np.ndarray
+    values: list[Any]
+
+    def counts(self, rows: np.ndarray | None = None) -> np.ndarray:
+        codes = self.codes if rows is None else self.codes[rows]
+        return np.bincount(codes, minlength=len(self.values))
+
+
+def _read(lead: dict, field_name: str) -> Any:
+    if field_name.startswith(ATTRIBUTE_PREFIX):
+        return lead["attributes"].get(field_name.removeprefix(ATTRIBUTE_PREFIX), MISSING)
+    return lead.get(field_name)
+
+
+def _probe(field_name: str, value: Any) -> dict:
+    """The smallest lead a rule on `field_name` can read `value` from."""
+    if field_name.startswith(ATTRIBUTE_PREFIX):
+        name = field_name.removeprefix(ATTRIBUTE_PREFIX)
+        return {"attributes": {} if value is MISSING else {name: value}}
+    return {"attributes": {}, field_name: None if value is MISSING else value}
+
+
+def _value_key(value: Any) -> tuple:
+    if is_missing(value):
+        return _MISSING_KEY
+    if isinstance(value, str | bool | int | float):
+        return (type(value).__name__, value)
+    return ("json", json.dumps(value, sort_keys=True, default=str))
+
+
+class LeadTable:
+    """The leads being learned from or scored, with per-field columns built on demand."""
+
+    def __init__(self, leads: Sequence[dict]):
+        self.leads = leads
+        self._columns: dict[str, Column] = {}
+
+    def __len__(self) -> int:
+        return len(self.leads)
+
+    def column(self, field_name: str) -> Column:
+        found = self._columns.get(field_name)
+        if found is None:
+            index: dict[tuple, int] = {}
+            values: list[Any] = []
+            codes = np.empty(len(self.leads), dtype=np.int64)
+            for i, lead in enumerate(self.leads):
+                value = _read(lead, field_name)
+                key = _value_key(value)
+                code = index.get(key)
+                if code is None:
+                    code = index[key] = len(values)
+                    values.append(MISSING if key == _MISSING_KEY else value)
+                codes[i] = code
+            found = self._columns[field_name] = Column(field_name, codes, values)
+        return found
+
+    def matches(self, rule: FitRule) -> np.ndarray:
+        """Per lead: does the rule match? (The rule itself decides, once per distinct value.)"""
+        column = self.column(rule.field)
+        hit = np.fromiter(
+            (rule.matches(_probe(rule.field, v)) for v in column.values),
+            dtype=bool,
+            count=len(column.values),
+        )
+        return hit[column.codes]
+
+    def attribute_names(self) -> list[str]:
+        names: set[str] = set()
+        for lead in self.leads:
+            names.update(lead["attributes"])
+        return sorted(names)
+
+
+def fit_scores(model: CompiledModel, table: LeadTable) -> np.ndarray:
+    """Every lead's fit score under `model`: the rule matches from the rules themselves, the sum and
+    the caps as `rules.fit_total` applies them (a test checks both agree lead by lead)."""
+    total = np.zeros(len(table))
+    groups: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(len(table)))
+    for rule in model.fit_rules:
+        points = table.matches(rule) * float(rule.points)
+        if model.cap(rule.group) is None:
+            total += points
+        else:
+            groups[rule.group] += points
+    for group, summed in groups.items():
+        total += np.minimum(float(model.group_caps[group]), summed)
+    return total
+
+
+# --- candidates -------------------------------------------------------------------------------
+
+
+@dataclass
+class Candidates:
+    """Fit rules (spec form, points to be learned) and engagement kinds with their clip."""
+
+    fit_rules: list[dict] = field(default_factory=list)
+    # per fit rule: (field, position) when it is one of a number's bins, else None
+    bins: list[tuple[str, int] | None] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    clips: list[float] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+
+
+def _number_text(x: float) -> str:
+    text = f"{x:g}" if abs(x) < 1e15 else str(int(x))
+    return ("m" + text[1:] if text.startswith("-") else text).replace(".", "_")
+
+
+def _decimals(values: Iterable[float]) -> int:
+    most = 0
+    for v in values:
+        if v != int(v):
+            text = repr(float(v))
+            if "e" in text or "E" in text:
+                return 6
+            most = max(most, len(text.split(".")[1]))
+    return min(most, 6)
+
+
+def _bin_groups(distinct: np.ndarray, counts: np.ndarray, bins: int, min_support: int) -> list:
+    """Consecutive runs of distinct values, about equal in count (quantiles), none below
+    `min_support` (a small run joins its smaller neighbour)."""
+    total = counts.sum()
+    middle = np.cumsum(counts) - counts / 2.0
+    ids = np.minimum((middle / total * bins).astype(int), bins - 1)
+    groups: list[list[int]] = []
+    for i, b in enumerate(ids):
+        if groups and ids[groups[-1][0]] == b:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    sizes = [int(counts[g].sum()) for g in groups]
+    while len(groups) > 1 and min(sizes) < min_support:
+        i = int(np.argmin(sizes))
+        if i == 0:
+            j = 1
+        elif i == len(groups) - 1:
+            j = i - 1
+        else:
+            j = i - 1 if sizes[i - 1] <= sizes[i + 1] else i + 1
+        lo, hi = min(i, j), max(i, j)
+        groups[lo : hi + 1] = [groups[lo] + groups[hi]]
+        sizes[lo : hi + 1] = [sizes[lo] + sizes[hi]]
+    return [(distinct[g[0]], distinct[g[-1]]) for g in groups]
+
+
+def _numeric_rules(field_name: str, numbers: np.ndarray, bins: int, min_support: int) -> list[dict]:
+    """Quantile bins as rules: `≤ first edge`, `between` in the middle, `≥ last edge`. Bounds are
+    shown with the data's own precision; a bin ends one unit of it before the next begins."""
+    distinct, counts = np.unique(numbers, return_counts=True)
+    if len(distinct) < 2:
+        return []
+    runs = _bin_groups(distinct, counts, bins, min_support)
+    if len(runs) < 2:
+        return []
+    integral = bool(np.all(distinct == np.round(distinct)))
+    places = 0 if integral else _decimals(distinct)
+    unit = 10.0**-places
+
+    def nice(x: float) -> float | int:
+        return int(round(x)) if integral else round(float(x), places)
+
+    rules = []
+    for i, (low, high) in enumerate(runs):
+        if i + 1 < len(runs):
+            upper = nice(runs[i + 1][0] - unit)
+            upper = upper if upper >= high else nice(high)
+        if i == 0:
+            rules.append({"field": field_name, "op": "lte", "value": upper})
+        elif i == len(runs) - 1:
+            rules.append({"field": field_name, "op": "gte", "value": nice(low)})
+        elif nice(low) == upper:
+            rules.append({"field": field_name, "op": "eq", "value": upper})
+        else:
+            rules.append({"field": field_name, "op": "between", "value": [nice(low), upper]})
+    return rules
+
+
+def _category_rules(column: Column, counts: np.ndarray, min_support: int) -> list[dict]:
+    support: Counter = Counter()
+    spellings: dict[tuple, Counter] = defaultdict(Counter)
+    for code, value in enumerate(column.values):
+        if value is MISSING or not counts[code]:
+            continue
+        if isinstance(value, str):
+            key: tuple = ("s", norm_text(value))
+            shown: Any = value.strip()
+        elif isinstance(value, bool):
+            key, shown = ("b", value), value
+        elif isinstance(value, int | float) and math.isfinite(value):
+            key, shown = ("n", float(value)), value
+        else:
+            continue
+        support[key] += int(counts[code])
+        spellings[key][shown] += int(counts[code])
+    kept = sorted(
+        (k for k, n in support.items() if n >= min_support),
+        key=lambda k: (-support[k], repr(k)),
+    )[:MAX_LEVELS]
+    rules = []
+    for key in sorted(kept, key=repr):
+        # the most frequent spelling is shown; eq compares text case-insensitively anyway
+        shown = sorted(spellings[key].items(), key=lambda item: (-item[1], repr(item[0])))[0][0]
+        rules.append({"field": column.field, "op": "eq", "value": shown})
+    return rules
+
+
+def candidate_rules(
+    table: LeadTable,
+    train: np.ndarray,
+    *,
+    bins: int,
+    min_support: int,
+    exclude: Iterable[str],
+) -> Candidates:
+    """The fit rules worth learning points for, from the training leads only."""
+    excluded = {normalise_key(name) for name in exclude}
+    out = Candidates()
+    attribute_fields = []
+    for name in table.attribute_names():
+        if (
+            name in excluded
+            or normalise_key(name) in excluded
+            or name.startswith(POST_OUTCOME_PREFIX)
+        ):
+            out.excluded.append(name)
+        else:
+            attribute_fields.append(ATTRIBUTE_PREFIX + name)
+    fields = [*CATEGORY_FIELDS, *sorted(NUMBER_FIELDS), *PRESENCE_FIELDS, *attribute_fields]
+    n = len(train)
+    for field_name in fields:
+        column = table.column(field_name)
+        counts = column.counts(train)
+        missing = sum(int(counts[c]) for c, v in enumerate(column.values) if v is MISSING)
+        if n - missing < min_support:
+            continue
+        out.fields.append(field_name)
+        rules: list[dict] = []
+        where: list[tuple[str, int] | None] = []
+        if field_name in NUMBER_FIELDS or field_name.startswith(ATTRIBUTE_PREFIX):
+            numbers = np.array(
+                [np.nan if (x := as_number(v)) is None else x for v in column.values],
+                dtype=float,
+            )
+            known = ~np.isnan(numbers)
+            share = counts[known].sum() / max(1, n - missing)
+            if field_name in NUMBER_FIELDS or share >= NUMERIC_SHARE:
+                per_lead = np.repeat(numbers[known], counts[known])
+                rules += _numeric_rules(field_name, per_lead, bins, min_support)
+                where += [(field_name, i) for i in range(len(rules))]
+            else:
+                rules += _category_rules(column, counts, min_support)
+        elif field_name in CATEGORY_FIELDS:
+            rules += _category_rules(column, counts, min_support)
+        if min_support <= missing <= n - min_support:
+            rules.append({"field": field_name, "op": "exists", "value": False})
+        out.fit_rules += rules
+        out.bins += where + [None] * (len(rules) - len(where))
+    name_rules(out.fit_rules)
+    return out
+
+
+def _bounds(rule: dict) -> tuple[Any, Any]:
+    op, value = rule["op"], rule["value"]
+    if op == "lte":
+        return None, value
+    if op == "gte":
+        return value, None
+    if op == "between":
+        return value[0], value[1]
+    return value, value  # eq
+
+
+def _ranged(low: Any, high: Any) -> dict:
+    if low is None:
+        return {"op": "lte", "value": high}
+    if high is None:
+        return {"op": "gte", "value": low}
+    if low == high:
+        return {"op": "eq", "value": low}
+    return {"op": "between", "value": [low, high]}
+
+
+def merge_bins(rules: list[dict], bins: list[tuple[str, int] | None]) -> list[dict]:
+    """Neighbouring bins of one number that got the same points become one rule (every lead keeps
+    its score; the model gets shorter). A merge that would cover every number is not made."""
+    out: list[dict] = []
+    last: tuple[str, int] | None = None
+    for rule, where in zip(rules, bins, strict=True):
+        previous = out[-1] if out else None
+        if (
+            where is not None
+            and last is not None
+            and where[0] == last[0]
+            and where[1] == last[1] + 1
+            and previous["points"] == rule["points"]
+        ):
+            low, high = _bounds(previous)[0], _bounds(rule)[1]
+            if low is not None or high is not None:
+                out[-1] = {**previous, **_ranged(low, high)}
+                last = where
+                continue
+        out.append(dict(rule))
+        last = where
+    return out
+
+
+def name_rules(rules: list[dict]) -> None:
+    """Stable keys: the same rule gets the same key in every tuning run, so the diff between two
+    versions shows points that changed rather than rules removed and added."""
+    seen: set[str] = set()
+    for rule in rules:
+        name = normalise_key(rule["field"].removeprefix(ATTRIBUTE_PREFIX))
+        value = rule["value"]
+        if rule["op"] == "exists":
+            suffix = "missing"
+        elif rule["op"] == "eq" and isinstance(value, int | float) and not isinstance(value, bool):
+            suffix = _number_text(value)
+        elif rule["op"] == "eq":
+            suffix = normalise_key(str(value)) or "value"
+        elif rule["op"] == "between":
+            suffix = f"{_number_text(value[0])}_to_{_number_text(value[1])}"
+        else:
+            suffix = f"{rule['op']}_{_number_text(value)}"
+        key = f"t_{name}_{suffix}"[:76]
+        unique, i = key, 2
+        while unique in seen:
+            unique, i = f"{key}_{i}", i + 1
+        seen.add(unique)
+        rule["key"] = unique
+
+
+def compile_candidates(rules: list[dict]) -> tuple[list[dict], list[FitRule]]:
+    """Validated with points 1 (the spec checker fills labels), and compiled for evaluation."""
+    spec = {
+        "half_life_days": 30.0,
+        "mql_total": 0,
+        "mql_fit": 0,
+        "grade_a": 0,
+        "grade_b": 0,
+        "grade_c": 0,
+        "fit_rules": [{**r, "points": 1} for r in rules],
+    }
+    clean = validate_spec(spec)
+    return clean["fit_rules"], list(compile_spec(clean).fit_rules)
+
+
+def engagement_candidates(
+    decayed: np.ndarray, train: np.ndarray, kinds: Sequence[str], *, min_support: int
+) -> tuple[list[int], list[float]]:
+    """Kinds with enough training leads that had one, and per kind the clip of its decayed count
+    (the 95th percentile among those leads): the group cap is the points of that many."""
+    chosen, clips = [], []
+    for j, _kind in enumerate(kinds):
+        values = decayed[train, j]
+        active = values[values > 0]
+        if len(active) < min_support:
+            continue
+        chosen.append(j)
+        clips.append(max(1.0, float(np.quantile(active, ENGAGEMENT_CLIP_QUANTILE))))
+    return chosen, clips
+
+
+def distinct_columns(X: np.ndarray) -> np.ndarray:
+    """Indices of the first of every set of identical columns (keeps the earlier rule)."""
+    seen: dict[bytes, int] = {}
+    keep = []
+    for j in range(X.shape[1]):
+        key = np.ascontiguousarray(X[:, j]).tobytes()
+        if key not in seen:
+            seen[key] = j
+            keep.append(j)
+    return np.array(keep, dtype=np.int64)

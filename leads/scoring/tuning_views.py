@@ -1,0 +1,167 @@
+from datetime import datetime
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from alignment.decorators import team_member_required
+from alignment.lib.errors import DomainError
+from alignment.permissions import Action, can
+from leads.scoring.tuning import DEFAULT_HOLDOUT, DEFAULT_SEED, OUTCOME_WON, scoring_tune_queue
+from leads.scoring.tuning.selectors import tuning_versions
+from leads.scoring.tuning.status import tuning_status
+
+
+class TuningForm(forms.Form):
+    outcome = forms.ChoiceField(
+        choices=[
+            ("won", "Won vs lost"),
+            ("accepted", "Accepted vs rejected or recycled by sales"),
+        ],
+        initial=OUTCOME_WON,
+        label="Learn from",
+    )
+    holdout = forms.FloatField(
+        min_value=0.05,
+        max_value=0.5,
+        initial=DEFAULT_HOLDOUT,
+        label="Holdout share",
+        help_text="Leads kept out of learning to measure the result (0.05 to 0.5).",
+    )
+    seed = forms.IntegerField(min_value=0, initial=DEFAULT_SEED, label="Seed")
+    exclude_attributes = forms.CharField(
+        required=False,
+        label="Attributes to leave out",
+        help_text="Comma-separated names of attributes known only after the outcome. "
+        "Attributes named post_… are always left out.",
+    )
+
+    def clean_exclude_attributes(self) -> list[str]:
+        text = self.cleaned_data.get("exclude_attributes") or ""
+        return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1%}"
+
+
+def _num(x: float | None, places: int = 3) -> str:
+    return "—" if x is None else f"{x:.{places}f}"
+
+
+def _view(report: dict) -> dict:
+    """The report, with the figures written out for the page."""
+    proposal, active = report.get("proposal") or {}, report.get("active")
+    models = [("Proposal", proposal)] + ([(f"Active {active['label']}", active)] if active else [])
+    summary = [
+        {
+            "name": name,
+            "auc": _num(r.get("auc")),
+            "auc_fit": _num(r.get("auc_fit_only")),
+            "mql": f"total ≥ {r['mql']['total']} and fit ≥ {r['mql']['fit']}",
+            "qualified": r["mql"]["qualified"],
+            "precision": _pct(r["mql"]["precision"]),
+            "recall": _pct(r["mql"]["recall"]),
+        }
+        for name, r in models
+    ]
+    bands = [
+        {
+            "band": band["band"],
+            "cells": [
+                {
+                    "leads": r["bands"][i]["leads"],
+                    "rate": _pct(r["bands"][i]["rate"]),
+                    "lift": _num(r["bands"][i]["lift"], 2),
+                    "captured": _pct(r["bands"][i]["captured"]),
+                }
+                for _, r in models
+            ],
+        }
+        for i, band in enumerate(proposal.get("bands", []))
+    ]
+    grades = [
+        {
+            "grade": row["grade"],
+            "cells": [
+                {
+                    "leads": r["grades"][i]["leads"],
+                    "rate": _pct(r["grades"][i]["rate"]),
+                    "lift": _num(r["grades"][i]["lift"], 2),
+                }
+                for _, r in models
+            ],
+        }
+        for i, row in enumerate(proposal.get("grades", []))
+    ]
+    backtest = report.get("backtest") or {}
+    backtest_rows = [
+        {"name": name, **counts, "rate": _pct(counts["conversion_rate"])}
+        for name, counts in (
+            ("Proposal", backtest.get("proposal")),
+            (f"Active {active['label']}" if active else "Active", backtest.get("active")),
+            ("What happened", backtest.get("actual")),
+        )
+        if counts
+    ]
+    return {
+        "models": [name for name, _ in models],
+        "summary": summary,
+        "bands": bands,
+        "grades": grades,
+        "backtest": backtest,
+        "backtest_rows": backtest_rows,
+    }
+
+
+@team_member_required
+@require_http_methods(["GET", "POST"])
+def tuning(request):
+    may_run = can(request.user, Action.SCORING_PROPOSE)
+    form = TuningForm(request.POST or None)
+    if request.method == "POST":
+        if not may_run:
+            raise PermissionDenied(
+                "Starting a tuning run is for marketing: marketers, marketing managers and admins."
+            )
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                scoring_tune_queue(
+                    by=request.user,
+                    outcome=data["outcome"],
+                    holdout=data["holdout"],
+                    seed=data["seed"],
+                    exclude_attributes=data["exclude_attributes"],
+                )
+            except DomainError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    "Tuning started. The result is a proposed version for both managers to "
+                    "approve; its report appears here when the run ends.",
+                )
+                return redirect("leads:tuning")
+    versions = tuning_versions()
+    latest = versions[0] if versions else None
+    report = latest.report if latest and latest.report.get("kind") == "tuning" else None
+    status = tuning_status()
+    if status:
+        status = {**status, "at": datetime.fromisoformat(status["at"])}
+    return render(
+        request,
+        "leads/scoring/tuning.html",
+        {
+            "form": form,
+            "may_run": may_run,
+            "status": status,
+            "latest": latest,
+            "report": report,
+            "view": _view(report) if report else None,
+            "earlier": versions[1:],
+        },
+        status=400 if form.errors else 200,
+    )
