@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from leads import views
+from leads.scoring import views as scoring_views
 
 app_name = "leads"
 urlpatterns = [
@@ -13,5 +14,12 @@ urlpatterns = [
     path("feedback/", views.sales_feedback, name="feedback"),
     path("wins/", views.announcements, name="announcements"),
     path("import/", include("leads.importing.urls")),
+    path("scoring/", scoring_views.scoring_models, name="scoring"),
+    path("scoring/<int:pk>/", scoring_views.scoring_model, name="scoring_model"),
+    path(
+        "scoring/<int:pk>/<slug:action>/",
+        scoring_views.scoring_model_decide,
+        name="scoring_model_decide",
+    ),
     path("scoring/tuning/", include("leads.scoring.tuning_urls")),
 ]
