@@ -15,40 +15,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.dbutil import recreate_database  # noqa: E402
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_import"
 DEFAULT_CSV = REPO.parent / "shared" / "data" / "bank-additional-full.csv"
 MAPPING = REPO / "docs" / "examples" / "bank-marketing.toml"
-
-
-def recreate_database(url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme == "sqlite":
-        path = Path(unquote(parsed.path))
-        path.unlink(missing_ok=True)
-        return
-    if not parsed.scheme.startswith("postgres"):
-        sys.exit(f"Unsupported database URL {url!r}: use postgres://... or sqlite:///...")
-    import psycopg2
-    from psycopg2 import sql
-
-    name = parsed.path.lstrip("/")
-    connection = psycopg2.connect(
-        dbname="postgres",
-        user=unquote(parsed.username or ""),
-        password=unquote(parsed.password or ""),
-        host=parsed.hostname or "",
-        port=parsed.port or 5432,
-    )
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    connection.close()
 
 
 def main() -> int:

@@ -17,33 +17,11 @@ import resource
 import sys
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def recreate_database(url: str) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
-    parts = urlparse(url)
-    name = unquote(parts.path.lstrip("/"))
-    if "bench" not in name:
-        sys.exit(f"Refusing to drop {name!r}: a benchmark database name must contain 'bench'.")
-    connection = psycopg2.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        user=unquote(parts.username or "postgres"),
-        password=unquote(parts.password) if parts.password else None,
-        dbname="postgres",
-    )
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    connection.close()
+from bench.dbutil import recreate_database  # noqa: E402
 
 
 def rate(rows: int, seconds: float) -> str:
@@ -68,7 +46,6 @@ def main() -> None:
     recreate_database(args.database_url)
     os.environ["DATABASE_URL"] = args.database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alignment.settings")
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()

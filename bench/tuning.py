@@ -22,10 +22,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.dbutil import recreate_database  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_tuning"
 DEFAULT_CSV = REPO.parent / "shared" / "data" / "bank-additional-full.csv"
@@ -33,31 +34,6 @@ MAPPING = REPO / "docs" / "examples" / "bank-marketing.toml"
 # the shipped mapping imports `duration` as post_call_duration: never a candidate (post_ prefix)
 EXCLUDED = ["post_call_duration"]
 TARGET_GAP = 0.01
-
-
-def recreate_database(url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme == "sqlite":
-        Path(unquote(parsed.path)).unlink(missing_ok=True)
-        return
-    if not parsed.scheme.startswith("postgres"):
-        sys.exit(f"Unsupported database URL {url!r}: use postgres://... or sqlite:///...")
-    import psycopg2
-    from psycopg2 import sql
-
-    name = parsed.path.lstrip("/")
-    connection = psycopg2.connect(
-        dbname="postgres",
-        user=unquote(parsed.username or ""),
-        password=unquote(parsed.password or ""),
-        host=parsed.hostname or "",
-        port=parsed.port or 5432,
-    )
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    connection.close()
 
 
 def attribute_table(lead_ids, excluded):

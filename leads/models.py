@@ -19,6 +19,24 @@ class Stage(models.TextChoices):
     RECYCLED = "recycled", "Recycled"
 
 
+# The lead's plain text fields (person, company, UTM): what intake sets, merge fills, import maps,
+# and routing and scoring rules may test. One list, used by all of them.
+LEAD_TEXT_FIELDS = (
+    "first_name",
+    "last_name",
+    "title",
+    "phone",
+    "company",
+    "industry",
+    "country",
+    "website",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+)
+
 # stages in which a lead sits in a rep's queue and counts against the rep's capacity
 OPEN_SALES_STAGES = (Stage.MQL, Stage.SAL, Stage.SQL, Stage.OPPORTUNITY)
 

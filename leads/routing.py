@@ -51,6 +51,7 @@ from alignment.lib.errors import DomainError
 from alignment.models import SALES_ROLES, User
 from alignment.permissions import Action, require
 from leads.models import (
+    LEAD_TEXT_FIELDS,
     OPEN_SALES_STAGES,
     Assignment,
     AssignmentRule,
@@ -65,28 +66,7 @@ ROUTING_SYSTEM = "routing"
 ATTRIBUTE_PREFIX = "attributes."
 
 # Lead fields a condition may test; `source` compares with Source.key, `campaign` with its name.
-TEXT_FIELDS = frozenset(
-    {
-        "email",
-        "first_name",
-        "last_name",
-        "title",
-        "phone",
-        "company",
-        "industry",
-        "country",
-        "website",
-        "source",
-        "campaign",
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "utm_term",
-        "utm_content",
-        "stage",
-        "grade",
-    }
-)
+TEXT_FIELDS = frozenset({*LEAD_TEXT_FIELDS, "email", "source", "campaign", "stage", "grade"})
 NUMBER_FIELDS = frozenset(
     {"company_size", "fit_score", "engagement_score", "score", "mql_count", "deal_value"}
 )

@@ -20,6 +20,7 @@ from alignment.permissions import Action, require
 from leads import signals
 from leads.models import (
     FIRST_TOUCH_KINDS,
+    LEAD_TEXT_FIELDS,
     SALES_TOUCHPOINT_KINDS,
     Announcement,
     Assignment,
@@ -239,22 +240,6 @@ def lead_recycle(*, lead: Lead, by: User, reason: Reason | str | None, note: str
 
 
 # --- intake --------------------------------------------------------------------------------------
-
-LEAD_TEXT_FIELDS = (
-    "first_name",
-    "last_name",
-    "title",
-    "phone",
-    "company",
-    "industry",
-    "country",
-    "website",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-)
 
 
 def source_for(name: str | None) -> Source | None:

@@ -10,29 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alignment.lib.errors import DomainError
-from leads.models import Lead, normalise_key
+from leads.models import LEAD_TEXT_FIELDS, Lead, normalise_key
 
 # lead fields a column (or a constant) may fill
-LEAD_FIELDS = (
-    "email",
-    "external_id",
-    "first_name",
-    "last_name",
-    "title",
-    "phone",
-    "company",
-    "company_size",
-    "industry",
-    "country",
-    "website",
-    "source",
-    "campaign",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-)
+LEAD_FIELDS = ("email", "external_id", *LEAD_TEXT_FIELDS, "company_size", "source", "campaign")
 # without an explicit mapping these header spellings (after normalise_key) also find their field
 FIELD_ALIASES = {
     "e_mail": "email",

@@ -44,27 +44,10 @@ from decimal import Decimal
 from typing import Any
 
 from alignment.lib.errors import DomainError
-from leads.models import TouchpointKind, normalise_key
+from leads.models import LEAD_TEXT_FIELDS, TouchpointKind, normalise_key
 
 ATTRIBUTE_PREFIX = "attributes."
-TEXT_FIELDS = frozenset(
-    {
-        "title",
-        "company",
-        "industry",
-        "country",
-        "email",
-        "first_name",
-        "last_name",
-        "phone",
-        "website",
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "utm_term",
-        "utm_content",
-    }
-)
+TEXT_FIELDS = frozenset({*LEAD_TEXT_FIELDS, "email"})
 NUMBER_FIELDS = frozenset({"company_size"})
 # the lead's source, compared by its key (`google_ads`)
 SOURCE_FIELD = "source"
