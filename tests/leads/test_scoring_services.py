@@ -2,12 +2,10 @@
 full rescoring and score history. SQLite and PostgreSQL."""
 
 import datetime as dt
-import importlib
 import io
 import random
 
 import pytest
-from django.apps import apps
 from django.core.management import call_command
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
@@ -66,14 +64,6 @@ SPEC = {
         {"key": "click", "kind": "email_click", "points": 4, "group": "web"},
     ],
 }  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _default_model(db):
-    """The shipped model, even after a transactional test elsewhere truncated the tables."""
-    if not ScoringModel.objects.exists():
-        module = importlib.import_module("leads.migrations.0004_default_scoring_model")
-        module.add_default_model(apps, None)
 
 
 def activate(spec: dict | None = None, name: str = "Test model") -> ScoringModel:
