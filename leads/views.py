@@ -82,15 +82,25 @@ def _rerender(request, lead: Lead, **forms):
     return render(request, "leads/detail.html", _detail_context(request, lead, **forms), status=400)
 
 
+def _lead_action(request, pk: int, *, form_name: str, make_form, act):
+    """Bind the form, call the service; a refusal becomes a form error on the re-rendered page."""
+    lead = get_object_or_404(Lead, pk=pk)
+    form = make_form(lead)
+    if form.is_valid():
+        try:
+            message = act(lead, form.cleaned_data)
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, message)
+            return redirect("leads:detail", pk=lead.pk)
+    return _rerender(request, lead, **{form_name: form})
+
+
 @team_member_required
 @require_POST
 def lead_move(request, pk: int):
-    lead = get_object_or_404(Lead, pk=pk)
-    form = MoveForm(request.POST, lead=lead)
-    if not form.is_valid():
-        return _rerender(request, lead, move_form=form)
-    data = form.cleaned_data
-    try:
+    def act(lead: Lead, data: dict) -> str:
         services.lead_move(
             lead=lead,
             to=data["to"],
@@ -99,22 +109,21 @@ def lead_move(request, pk: int):
             note=data["note"],
             deal_value=data["deal_value"],
         )
-    except DomainError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        return _rerender(request, lead, move_form=form)
-    messages.success(request, f"{lead.display_name} is now {lead.get_stage_display()}.")
-    return redirect("leads:detail", pk=lead.pk)
+        return f"{lead.display_name} is now {lead.get_stage_display()}."
+
+    return _lead_action(
+        request,
+        pk,
+        form_name="move_form",
+        make_form=lambda lead: MoveForm(request.POST, lead=lead),
+        act=act,
+    )
 
 
 @team_member_required
 @require_POST
 def lead_touchpoint(request, pk: int):
-    lead = get_object_or_404(Lead, pk=pk)
-    form = TouchpointForm(request.POST)
-    if not form.is_valid():
-        return _rerender(request, lead, touchpoint_form=form)
-    data = form.cleaned_data
-    try:
+    def act(lead: Lead, data: dict) -> str:
         services.touchpoint_record(
             lead=lead,
             kind=data["kind"],
@@ -122,47 +131,47 @@ def lead_touchpoint(request, pk: int):
             metadata={"note": data["note"]} if data["note"] else {},
             by=request.user,
         )
-    except DomainError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        return _rerender(request, lead, touchpoint_form=form)
-    messages.success(request, "Touchpoint logged.")
-    return redirect("leads:detail", pk=lead.pk)
+        return "Touchpoint logged."
+
+    return _lead_action(
+        request,
+        pk,
+        form_name="touchpoint_form",
+        make_form=lambda lead: TouchpointForm(request.POST),
+        act=act,
+    )
 
 
 @team_member_required
 @require_POST
 def lead_assign(request, pk: int):
-    lead = get_object_or_404(Lead, pk=pk)
-    form = AssignForm(request.POST)
-    if not form.is_valid():
-        return _rerender(request, lead, assign_form=form)
-    try:
-        routing.lead_assign(
-            lead=lead, rep=form.cleaned_data["rep"], by=request.user, note=form.cleaned_data["note"]
-        )
-    except DomainError as exc:
-        form.add_error(None, exc.message)
-        return _rerender(request, lead, assign_form=form)
-    messages.success(request, f"Assigned to {form.cleaned_data['rep']}.")
-    return redirect("leads:detail", pk=lead.pk)
+    def act(lead: Lead, data: dict) -> str:
+        routing.lead_assign(lead=lead, rep=data["rep"], by=request.user, note=data["note"])
+        return f"Assigned to {data['rep']}."
+
+    return _lead_action(
+        request,
+        pk,
+        form_name="assign_form",
+        make_form=lambda lead: AssignForm(request.POST),
+        act=act,
+    )
 
 
 @team_member_required
 @require_POST
 def lead_merge(request, pk: int):
-    lead = get_object_or_404(Lead, pk=pk)
-    form = MergeForm(request.POST)
-    if not form.is_valid():
-        return _rerender(request, lead, merge_form=form)
-    try:
-        services.lead_merge(
-            survivor=lead, duplicate=form.cleaned_data["duplicate"], by=request.user
-        )
-    except DomainError as exc:
-        form.add_error(None, exc.message)
-        return _rerender(request, lead, merge_form=form)
-    messages.success(request, "Duplicate merged into this lead.")
-    return redirect("leads:detail", pk=lead.pk)
+    def act(lead: Lead, data: dict) -> str:
+        services.lead_merge(survivor=lead, duplicate=data["duplicate"], by=request.user)
+        return "Duplicate merged into this lead."
+
+    return _lead_action(
+        request,
+        pk,
+        form_name="merge_form",
+        make_form=lambda lead: MergeForm(request.POST),
+        act=act,
+    )
 
 
 @team_member_required
