@@ -33,6 +33,7 @@ from tqdm import tqdm
 from alignment.lib.errors import DomainError
 from alignment.models import Role, User
 from leads.models import (
+    OPEN_SALES_STAGES,
     Assignment,
     AssignmentRule,
     Campaign,
@@ -48,6 +49,7 @@ from leads.models import (
     TouchpointKind,
     normalise_key,
 )
+from leads.services import STAGE_TIMESTAMP
 
 DEMO_PASSWORD = "demo"
 SEED_SYSTEM = "seed"
@@ -419,20 +421,13 @@ _STAGES = (
     Stage.RECYCLED,
 )
 NEW, NURTURING, MQL, SAL, SQL, OPPORTUNITY, WON, LOST, REJECTED, RECYCLED = range(len(_STAGES))
+# the lifecycle service's own table of which timestamp each stage sets
 _STAGE_AT = {
-    NURTURING: "nurturing_at",
-    MQL: "mql_at",
-    SAL: "sal_at",
-    SQL: "sql_at",
-    OPPORTUNITY: "opportunity_at",
-    WON: "won_at",
-    LOST: "lost_at",
-    REJECTED: "rejected_at",
-    RECYCLED: "recycled_at",
+    code: STAGE_TIMESTAMP[stage] for code, stage in enumerate(_STAGES) if stage in STAGE_TIMESTAMP
 }
 # stages in which the lead keeps the rep it was routed to (recycling hands it back to marketing)
 _OWNED = (MQL, SAL, SQL, OPPORTUNITY, WON, LOST, REJECTED)
-_OPEN_SALES = (MQL, SAL, SQL, OPPORTUNITY)
+_OPEN_SALES = tuple(_STAGES.index(stage) for stage in OPEN_SALES_STAGES)
 _MAX_MQLS = 2
 
 
