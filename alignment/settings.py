@@ -161,6 +161,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # hands committed lead events on to their reactions; the kick after each commit does it at
+    # once, this picks up whatever a broker outage left behind
+    "outbox-dispatch": {
+        "task": "leads.outbox_dispatch",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     # a rescore whose worker died or whose message the broker lost is queued again (runs resume
     # from their last batch; a run still in progress is claimed and left alone)
     "scoring-rescore-resume": {
@@ -182,6 +189,14 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"outcome": "accepted"},
         "options": {"expires": 6 * 3600},
     },
+}
+# What reacts to which lead event after commit: event type -> dotted paths of reactions, each
+# called with the LeadEvent by the outbox dispatcher (leads.events), once per event.
+OUTBOX_REACTIONS: dict[str, list[str]] = {
+    # celebrate together: a won customer is announced to marketing
+    "lead.won": ["leads.announcements.won_reaction"],
+    # a newly active scoring model rescores every lead (and qualifies those that now cross)
+    "scoring.activated": ["leads.scoring.tasks.activation_reaction"],
 }
 HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 180)
 # attributes fine-tuning must never learn from (besides any named post_...), e.g. call_duration

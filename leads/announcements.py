@@ -10,7 +10,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from alignment.models import MARKETING_ROLES, User
-from leads.models import Announcement, Campaign, Lead, Stage
+from leads.models import Announcement, Campaign, Lead, LeadEvent, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -102,3 +102,13 @@ def announcement_email(*, announcement: Announcement) -> int:
         Announcement.objects.filter(id=announcement.id).update(emailed_at=None)
         raise
     return len(recipients)
+
+
+def won_reaction(event: LeadEvent) -> None:
+    """Outbox reaction to lead.won: the announcement, and its email to marketing (once)."""
+    lead = Lead.objects.select_related("owner", "source").filter(pk=event.lead_id).first()
+    if lead is None:
+        return
+    announcement = announcement_for_won(lead=lead)
+    if announcement is not None:
+        announcement_email(announcement=announcement)

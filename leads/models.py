@@ -464,6 +464,8 @@ class ImportJob(models.Model):
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # written after every batch; a running job whose heartbeat is old lost its worker
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -477,6 +479,118 @@ class ImportJob(models.Model):
         if not self.total_rows:
             return 100 if self.status == ImportStatus.DONE else 0
         return min(100, int(100 * self.processed_rows / self.total_rows))
+
+
+class EventType(models.TextChoices):
+    LEAD_CREATED = "lead.created", "Lead created"
+    LEAD_UPDATED = "lead.updated", "Lead updated"
+    LEAD_STAGE_CHANGED = "lead.stage_changed", "Stage changed"
+    LEAD_MQL = "lead.mql", "Became an MQL"
+    LEAD_ACCEPTED = "lead.accepted", "Accepted by sales"
+    LEAD_REJECTED = "lead.rejected", "Rejected by sales"
+    LEAD_RECYCLED = "lead.recycled", "Recycled to marketing"
+    LEAD_WON = "lead.won", "Won"
+    LEAD_LOST = "lead.lost", "Lost"
+    LEAD_ASSIGNED = "lead.assigned", "Assigned"
+    LEAD_MERGED = "lead.merged", "Duplicate merged"
+    TOUCHPOINT_RECORDED = "touchpoint.recorded", "Touchpoint recorded"
+    SCORE_CHANGED = "score.changed", "Grade or MQL eligibility changed"
+    SCORING_ACTIVATED = "scoring.activated", "Scoring model activated"
+
+
+class LeadEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("The lead event log is append-only: events are never updated.")
+
+    def delete(self):
+        raise TypeError("The lead event log is append-only: events are never deleted.")
+
+
+class LeadEvent(models.Model):
+    """One fact in the append-only log of everything that happened to a lead (or, with no lead,
+    to the pipeline: a scoring model activated). Written in the transaction of the change."""
+
+    # no database constraint and no cascade: the log outlives a merged duplicate, whose events
+    # keep its id (the survivor's lead.merged event names it)
+    lead = models.ForeignKey(
+        Lead,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="events",
+    )
+    # an EventType value, or another app's own type (no choices: the log is open to new types)
+    type = models.CharField(max_length=40)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    recorded_at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
+    )
+    # the named system that acted (routing, scoring, import, seed, ...), or the door a person
+    # came through (admin)
+    system = models.CharField(max_length=50, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+
+    objects = LeadEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [
+            # one lead's timeline
+            models.Index(fields=["lead", "occurred_at", "id"], name="leadevent_lead_time"),
+            # time ranges by type across millions (KPIs by cohort, the event feed)
+            models.Index(fields=["type", "occurred_at"], name="leadevent_type_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} lead {self.lead_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("The lead event log is append-only: events are never updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("The lead event log is append-only: events are never deleted.")
+
+
+class OutboxEntry(models.Model):
+    """One reaction still to run for one event, handed on after commit by the dispatcher."""
+
+    event = models.ForeignKey(LeadEvent, on_delete=models.PROTECT, related_name="+")
+    # the reaction's name, a key of settings.OUTBOX_REACTIONS' values (a dotted path)
+    reaction = models.CharField(max_length=200)
+    lead_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # not before: a failed attempt backs off
+    available_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "outbox entries"
+        indexes = [
+            # the dispatcher's work list stays small however long the table grows
+            models.Index(
+                fields=["id"],
+                name="outbox_pending",
+                condition=Q(dispatched_at__isnull=True, failed_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reaction} for event {self.event_id}"
 
 
 # scoring lives in its own package; its models belong to this app

@@ -1,0 +1,321 @@
+"""The append-only lead event log and its transactional outbox.
+
+A service that changes a lead calls `event_record` (or `events_record_bulk` for set-based writers)
+inside its own transaction: the event row, and one outbox entry per reaction that
+`settings.OUTBOX_REACTIONS` names for its type, commit or roll back with the change itself. After
+commit the dispatcher task is started; it reads the outbox in id order, claims each entry with a
+conditional update, runs the reaction and marks the entry done in one transaction. A beat job every
+minute runs it again, so an entry whose kick was lost (the broker was down) is dispatched as soon as
+a worker runs.
+
+Decisions worth knowing:
+- Reactions are dotted paths in settings (as Django names its backends), so that this module, which
+  every service imports, imports no reaction: a reaction may use any service without a cycle.
+- A reaction receives the LeadEvent and must be idempotent for its own side effects outside the
+  database (an email claims its row first); its database writes commit with the "done" mark.
+- Order: entries run in id order; once an entry of a (lead, reaction) pair fails or waits, the later
+  entries of that pair wait too, so a reaction never sees a lead's events out of order.
+- A failing reaction is retried with backoff (1, 2, 4 ... minutes) and given up after
+  MAX_ATTEMPTS; given-up entries stay in the table, and /health/ counts them.
+
+The payload of each type (ids are primary keys; stages, kinds and reasons are their codes):
+- lead.created        {"email", "external_id"}
+- lead.updated        {"changes": {field: [old, new]}} (only the fields that changed)
+- lead.stage_changed  {"from", "to", "stage_change_id", "reason", "note", "deal_value"}, and the
+  same payload again under the specific type of the move: lead.mql, lead.accepted (to SAL),
+  lead.rejected, lead.recycled, lead.won, lead.lost
+- lead.assigned       {"owner_id", "previous_owner_id", "assignment_id", "rule_id", "rule", "note"}
+- lead.merged         {"merged_lead_id", "merge_record_id", "moved": {"touchpoints", ...}}
+- touchpoint.recorded {"touchpoint_id", "kind", "campaign_id", "sales"}; occurred_at is the
+  touchpoint's own time, recorded_at when it was logged
+- score.changed       {"model_id", "before": {"fit", "total", "grade", "qualifies"}, "after": {...}}
+- scoring.activated   (no lead) {"model_id", "name", "replaced_id", "rescore_run_id"}
+"""
+
+import logging
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from alignment.models import User
+from leads.models import EventType, Lead, LeadEvent, OutboxEntry
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+# a claim older than this was lost with its worker: the entry may be claimed again
+CLAIM_STALE_AFTER = timedelta(minutes=10)
+DISPATCH_BATCH = 500
+
+_encoder = DjangoJSONEncoder()
+
+
+def json_value(value: Any) -> Any:
+    """A value as it is kept in a payload: datetimes, decimals and UUIDs as strings."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if hasattr(value, "pk"):
+        return value.pk
+    return _encoder.default(value)
+
+
+def reactions_for(event_type: str) -> tuple[str, ...]:
+    return tuple(settings.OUTBOX_REACTIONS.get(event_type, ()))
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event for the bulk writer: the same facts `event_record` takes."""
+
+    type: str
+    lead_id: int | None
+    occurred_at: datetime
+    payload: dict
+    actor_id: int | None = None
+    system: str = ""
+
+
+def _actor_check(by: User | None, system: str) -> None:
+    if by is None and not system:
+        raise ValueError("An event needs a person or a named system.")
+
+
+def event_record(
+    *,
+    type: str,
+    lead: Lead | None,
+    by: User | None = None,
+    system: str = "",
+    payload: dict | None = None,
+    at: datetime | None = None,
+) -> LeadEvent:
+    """Append one event (and its outbox entries) in the caller's transaction."""
+    _actor_check(by, system)
+    now = timezone.now()
+    event = LeadEvent.objects.create(
+        lead_id=lead.pk if lead is not None else None,
+        type=type,
+        occurred_at=at or now,
+        recorded_at=now,
+        actor=by,
+        system=system,
+        payload=json_value(payload or {}),
+    )
+    reactions = reactions_for(type)
+    if reactions:
+        OutboxEntry.objects.bulk_create(
+            [
+                OutboxEntry(
+                    event=event,
+                    reaction=name,
+                    lead_id=event.lead_id,
+                    created_at=now,
+                    available_at=now,
+                )
+                for name in reactions
+            ]
+        )
+        outbox_kick_after_commit()
+    return event
+
+
+def events_record_bulk(events: Iterable[NewEvent], *, batch_size: int = 2000) -> int:
+    """Append many events at once (imports, the demo seed) with their outbox entries; returns how
+    many events were written. Same rows as `event_record`, written with bulk_create."""
+    now = timezone.now()
+    rows = [
+        LeadEvent(
+            lead_id=e.lead_id,
+            type=e.type,
+            occurred_at=e.occurred_at,
+            recorded_at=now,
+            actor_id=e.actor_id,
+            system=e.system,
+            payload=json_value(e.payload),
+        )
+        for e in events
+    ]
+    if not rows:
+        return 0
+    for e in rows:
+        if e.actor_id is None and not e.system:
+            raise ValueError("An event needs a person or a named system.")
+    # bulk_create sets primary keys on PostgreSQL and on SQLite >= 3.35 (RETURNING)
+    LeadEvent.objects.bulk_create(rows, batch_size=batch_size)
+    entries = [
+        OutboxEntry(
+            event_id=e.pk,
+            reaction=name,
+            lead_id=e.lead_id,
+            created_at=now,
+            available_at=now,
+        )
+        for e in rows
+        for name in reactions_for(e.type)
+    ]
+    if entries:
+        OutboxEntry.objects.bulk_create(entries, batch_size=batch_size)
+        outbox_kick_after_commit()
+    return len(rows)
+
+
+# --- after commit: the kick ----------------------------------------------------------------------
+
+
+def _kick() -> None:
+    """Start the dispatcher now; if the broker cannot take the message, the beat job will."""
+    try:
+        outbox_dispatch_task.apply_async(retry=False)
+    except Exception as error:  # the broker is down: nothing is lost, the rows wait
+        logger.warning("Outbox: could not queue the dispatcher (%s); the beat job will.", error)
+
+
+def outbox_kick_after_commit() -> None:
+    """Queue the dispatcher once per transaction, after it commits."""
+    if not connection.in_atomic_block:
+        _kick()
+        return
+    # one kick per transaction is enough, however many events it appends
+    if any(func is _kick for _, func, _ in connection.run_on_commit):
+        return
+    transaction.on_commit(_kick, robust=True)
+
+
+# --- the dispatcher ------------------------------------------------------------------------------
+
+_reactions: dict[str, Callable[[LeadEvent], Any]] = {}
+
+
+def _reaction(name: str) -> Callable[[LeadEvent], Any]:
+    found = _reactions.get(name)
+    if found is None:
+        found = _reactions[name] = import_string(name)
+    return found
+
+
+@dataclass
+class DispatchResult:
+    done: int = 0
+    failed: int = 0
+    waiting: int = 0
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(minutes=min(2 ** (attempts - 1), 60))
+
+
+def _run_one(entry: OutboxEntry, now: datetime) -> bool:
+    """Claim one entry, run its reaction and mark it done; False when it failed or was taken."""
+    claimed = (
+        OutboxEntry.objects.filter(pk=entry.pk, dispatched_at=None, failed_at=None)
+        .filter(Q(claimed_at=None) | Q(claimed_at__lt=now - CLAIM_STALE_AFTER))
+        .update(claimed_at=now, attempts=F("attempts") + 1)
+    )
+    if claimed != 1:
+        return False
+    attempts = entry.attempts + 1
+    try:
+        reaction = _reaction(entry.reaction)
+        with transaction.atomic():
+            event = LeadEvent.objects.get(pk=entry.event_id)
+            reaction(event)
+            OutboxEntry.objects.filter(pk=entry.pk).update(dispatched_at=timezone.now())
+    except Exception as error:
+        logger.warning(
+            "Outbox: reaction %s failed for event %s (attempt %s): %s",
+            entry.reaction,
+            entry.event_id,
+            attempts,
+            error,
+        )
+        gave_up = attempts >= MAX_ATTEMPTS
+        OutboxEntry.objects.filter(pk=entry.pk).update(
+            claimed_at=None,
+            available_at=timezone.now() + _backoff(attempts),
+            failed_at=timezone.now() if gave_up else None,
+            last_error="".join(traceback.format_exception_only(error))[-2000:],
+        )
+        return False
+    return True
+
+
+def outbox_dispatch(*, now: datetime | None = None, limit: int = DISPATCH_BATCH) -> DispatchResult:
+    """Run the pending reactions in id order, `limit` entries per pass, until none is left."""
+    result = DispatchResult()
+    after_id = 0
+    blocked: set[tuple[int | None, str]] = set()
+    fixed_now = now
+    while True:
+        now = fixed_now or timezone.now()
+        entries = list(
+            OutboxEntry.objects.filter(dispatched_at=None, failed_at=None, pk__gt=after_id)
+            .order_by("pk")
+            .only(
+                "pk", "event_id", "reaction", "lead_id", "attempts", "available_at", "claimed_at"
+            )[:limit]
+        )
+        if not entries:
+            return result
+        for entry in entries:
+            after_id = entry.pk
+            key = (entry.lead_id, entry.reaction)
+            busy = entry.claimed_at is not None and entry.claimed_at >= now - CLAIM_STALE_AFTER
+            if key in blocked or entry.available_at > now or busy:
+                blocked.add(key)
+                result.waiting += 1
+                continue
+            if _run_one(entry, now):
+                result.done += 1
+            else:
+                blocked.add(key)
+                result.failed += 1
+
+
+@shared_task(name="leads.outbox_dispatch", ignore_result=True)
+def outbox_dispatch_task() -> None:
+    """Hand the committed events on to their reactions (started after commit, and every minute)."""
+    outbox_dispatch()
+
+
+def outbox_retry(*, ids: Iterable[int]) -> int:
+    """Give entries that were given up another round of attempts (an admin action)."""
+    return OutboxEntry.objects.filter(pk__in=list(ids), dispatched_at=None).update(
+        failed_at=None, attempts=0, available_at=timezone.now(), claimed_at=None
+    )
+
+
+def outbox_backlog(*, now: datetime | None = None) -> dict[str, Any]:
+    """What /health/ reports: entries not yet dispatched, the oldest one's age, and given-up ones."""
+    now = now or timezone.now()
+    pending = OutboxEntry.objects.filter(dispatched_at=None, failed_at=None)
+    oldest = pending.aggregate(oldest=Min("created_at"))["oldest"]
+    return {
+        "pending": pending.count(),
+        "oldest_age_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
+        "failed": OutboxEntry.objects.filter(failed_at__isnull=False).count(),
+    }
+
+
+__all__ = [
+    "EventType",
+    "NewEvent",
+    "event_record",
+    "events_record_bulk",
+    "outbox_backlog",
+    "outbox_dispatch",
+    "outbox_retry",
+]
