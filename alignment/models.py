@@ -1,8 +1,10 @@
 import zoneinfo
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 
 class Role(models.TextChoices):
@@ -15,6 +17,11 @@ class Role(models.TextChoices):
 
 MARKETING_ROLES = frozenset({Role.MARKETER, Role.MARKETING_MANAGER})
 SALES_ROLES = frozenset({Role.SALES_REP, Role.SALES_MANAGER})
+
+
+def default_working_timezone() -> str:
+    """A new person works in the company's time zone until someone says otherwise."""
+    return settings.TIME_ZONE
 
 
 def validate_timezone(value: str) -> None:
@@ -30,7 +37,7 @@ class User(AbstractUser):
     # whether they take new leads right now (holiday, sick, in training)
     capacity = models.PositiveIntegerField(default=50)
     working_timezone = models.CharField(
-        max_length=64, default="UTC", validators=[validate_timezone]
+        max_length=64, default=default_working_timezone, validators=[validate_timezone]
     )
     available = models.BooleanField(default=True)
 
@@ -60,4 +67,4 @@ class WorkerHeartbeat(models.Model):
     beat_at = models.DateTimeField()
 
     def __str__(self) -> str:
-        return f"{self.name} @ {self.beat_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.name} @ {timezone.localtime(self.beat_at):%Y-%m-%d %H:%M:%S %Z}"

@@ -55,6 +55,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # reads and shows times in the signed-in person's working_timezone (needs request.user)
+    "alignment.middleware.WorkingTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -73,6 +75,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # the app's one date/time format (local_datetime, company_datetime), in every template
+            "builtins": ["alignment.templatetags.datetimes"],
         },
     },
 ]
@@ -91,6 +95,8 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
+# the company's zone: emails, tasks, anonymous pages; each person reads and types times in their
+# own User.working_timezone (alignment.middleware)
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

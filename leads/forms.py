@@ -1,5 +1,6 @@
 from django import forms
 
+from alignment.lib.timezones import DATETIME_LOCAL_FORMAT, DATETIME_LOCAL_INPUT_FORMATS
 from alignment.models import SALES_ROLES, User
 from leads.models import Lead, Reason, Stage, TouchpointKind
 
@@ -22,10 +23,12 @@ class MoveForm(forms.Form):
 
 class TouchpointForm(forms.Form):
     kind = forms.ChoiceField(choices=TouchpointKind.choices)
+    # naive input is read in the zone active for the request: the person's working_timezone
     occurred_at = forms.DateTimeField(
         required=False,
         help_text="Leave empty for now.",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=DATETIME_LOCAL_INPUT_FORMATS,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL_FORMAT),
     )
     note = forms.CharField(required=False, max_length=500)
 
