@@ -133,9 +133,15 @@ def event_record(
     return event
 
 
-def events_record_bulk(events: Iterable[NewEvent], *, batch_size: int = 2000) -> int:
+def events_record_bulk(
+    events: Iterable[NewEvent], *, react: bool = True, batch_size: int = 2000
+) -> int:
     """Append many events at once (imports, the demo seed) with their outbox entries; returns how
-    many events were written. Same rows as `event_record`, written with bulk_create."""
+    many events were written. Same rows as `event_record`, written with bulk_create.
+
+    `react=False` writes history only: facts from the past (an imported outcome, the demo's
+    generated years) are recorded, but nothing reacts to them (no announcement of a win from
+    2019)."""
     now = timezone.now()
     rows = [
         LeadEvent(
@@ -165,7 +171,7 @@ def events_record_bulk(events: Iterable[NewEvent], *, batch_size: int = 2000) ->
             available_at=now,
         )
         for e in rows
-        for name in reactions_for(e.type)
+        for name in (reactions_for(e.type) if react else ())
     ]
     if entries:
         OutboxEntry.objects.bulk_create(entries, batch_size=batch_size)

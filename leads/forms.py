@@ -3,6 +3,7 @@ from django import forms
 from alignment.lib.timezones import DATETIME_LOCAL_FORMAT, DATETIME_LOCAL_INPUT_FORMATS
 from alignment.models import SALES_ROLES, User
 from leads.models import Lead, Reason, Stage, TouchpointKind
+from leads.services import ALLOWED_MOVES
 
 
 class MoveForm(forms.Form):
@@ -14,8 +15,6 @@ class MoveForm(forms.Form):
     deal_value = forms.DecimalField(required=False, max_digits=14, decimal_places=2)
 
     def __init__(self, *args, lead: Lead, **kwargs):
-        from leads.services import ALLOWED_MOVES
-
         super().__init__(*args, **kwargs)
         self.fields["to"].choices = [(s, Stage(s).label) for s in ALLOWED_MOVES[lead.stage]]
         self.fields["reason"].label_from_instance = lambda r: f"{r.get_kind_display()}: {r.label}"

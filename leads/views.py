@@ -11,6 +11,7 @@ from alignment.permissions import Action, can
 from leads import routing, selectors, services
 from leads.forms import AssignForm, FeedbackFilterForm, MergeForm, MoveForm, TouchpointForm
 from leads.models import Announcement, Lead, Stage
+from leads.scoring.selectors import lead_score_explain
 
 PAGE_SIZE = 50
 
@@ -60,14 +61,8 @@ def _detail_context(request, lead: Lead, **forms) -> dict:
         "merge_form": MergeForm(),
         "can_assign": can(user, Action.LEAD_ASSIGN),
         "can_merge": can(user, Action.LEAD_MERGE),
-        "explanation": None,
+        "explanation": lead_score_explain(lead=lead),
     }
-    try:
-        from leads.scoring.selectors import lead_score_explain
-    except ImportError:  # scoring not installed yet
-        pass
-    else:
-        context["explanation"] = lead_score_explain(lead=lead)
     context.update(forms)
     return context
 

@@ -5,6 +5,7 @@ import pytest
 
 from alignment.celery import app as celery_app
 from alignment.models import Role
+from leads.models import EventType, LeadEvent
 from tests.factories import RepFactory, UserFactory
 
 
@@ -51,6 +52,36 @@ def _migration_data(request):
     for module, function, model in MIGRATION_DATA:
         if not apps.get_model(model).objects.exists():
             getattr(importlib.import_module(module), function)(apps, None)
+
+
+class _EventLeads:
+    """The lead ids of every event of one type so far, in order; compares like a list."""
+
+    def __init__(self, type: str):
+        self.type = type
+
+    def ids(self) -> list[int]:
+        return list(
+            LeadEvent.objects.filter(type=self.type).order_by("id").values_list("lead_id", flat=True)
+        )
+
+    def __eq__(self, other) -> bool:
+        return self.ids() == list(other)
+
+    def __len__(self) -> int:
+        return len(self.ids())
+
+    def __iter__(self):
+        return iter(self.ids())
+
+    def __repr__(self) -> str:
+        return repr(self.ids())
+
+
+@pytest.fixture
+def mql_events(db):
+    """The leads that became MQLs, as the event log tells (one lead.mql event per crossing)."""
+    return _EventLeads(EventType.LEAD_MQL)
 
 
 @pytest.fixture

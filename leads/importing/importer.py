@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from alignment.lib.errors import DomainError
 from alignment.models import User
+from leads.events import events_record_bulk
 from leads.importing.mapping import MAX_LENGTHS, Mapping, Plan
 from leads.importing.result import ImportResult, RowError
 from leads.importing.values import (
@@ -19,6 +20,13 @@ from leads.importing.values import (
     moment,
 )
 from leads.models import Campaign, Lead, Source, Stage, StageChange
+from leads.scoring.services import leads_rescore
+from leads.services import (
+    lead_created_event,
+    lead_updated_event,
+    leads_qualify,
+    stage_changes_record_bulk,
+)
 
 BY_SYSTEM = "import"
 # a historical outcome only moves leads the pipeline has not started working on
@@ -64,6 +72,9 @@ class _Batch:
     outcome_kept: int = 0
     seen_leads: dict[int, int] = field(default_factory=dict)
     new_source_keys: set[str] = field(default_factory=set)
+    qualified: int = 0
+    # lead id -> {field: [old, new]}, for the lead.updated events
+    changes: dict[int, dict[str, list]] = field(default_factory=dict)
 
     @property
     def updated_count(self) -> int:
@@ -308,6 +319,7 @@ class Importer:
         result.lost += batch.lost
         result.outcome_kept += batch.outcome_kept
         result.sources_created += len(batch.new_source_keys)
+        result.qualified += batch.qualified
         self.seen_leads.update(batch.seen_leads)
         if not self.write:
             self.pending_source_keys |= batch.new_source_keys
@@ -357,17 +369,34 @@ class Importer:
                 self._update_lead(lead, r, source_ids, batch)
 
         if self.write:
-            Lead.objects.bulk_create(batch.new, batch_size=1000)
-            for fields, leads in batch.updated.items():
-                Lead.objects.bulk_update(leads, sorted(fields), batch_size=1000)
-            StageChange.objects.bulk_create(batch.stage_changes, batch_size=2000)
-            # bulk writes bypass real-time scoring: score the batch set-based (moves no stage)
-            from leads.scoring.services import leads_rescore
-
-            written = [lead.pk for lead in batch.new]
-            written += [lead.pk for leads in batch.updated.values() for lead in leads]
-            leads_rescore(lead_ids=sorted(set(written)))
+            self._write(batch)
         return batch
+
+    def _write(self, batch: _Batch) -> None:
+        """The batch's rows and their events, through the bulk forms of the lead services."""
+        Lead.objects.bulk_create(batch.new, batch_size=1000)
+        for fields, leads in batch.updated.items():
+            Lead.objects.bulk_update(leads, sorted(fields), batch_size=1000)
+        events = [
+            lead_created_event(lead=lead, by=self.by, system=BY_SYSTEM, at=self.now)
+            for lead in batch.new
+        ]
+        events += [
+            lead_updated_event(
+                lead_id=pk, changes=changes, by=self.by, system=BY_SYSTEM, at=self.now
+            )
+            for pk, changes in batch.changes.items()
+        ]
+        events_record_bulk(events)
+        # an imported outcome is history: recorded, but nothing reacts (no announcement of a
+        # win from years ago)
+        stage_changes_record_bulk(batch.stage_changes, react=False)
+        # bulk writes are scored set-based; the leads that now meet the MQL definition become
+        # MQLs one by one through the lifecycle service, which routes them
+        written = [lead.pk for lead in batch.new]
+        written += [lead.pk for leads in batch.updated.values() for lead in leads]
+        crossing = leads_rescore(lead_ids=sorted(set(written)))
+        batch.qualified = leads_qualify(lead_ids=crossing, system=BY_SYSTEM)
 
     def _match(
         self, r: _Row, by_external_id: dict, by_email: dict, batch: _Batch
@@ -460,6 +489,7 @@ class Importer:
             values["email"] = r.email
         if r.external_id and not lead.external_id:
             values["external_id"] = r.external_id
+        changes: dict[str, list] = {}
         for attname, value in values.items():
             current = getattr(lead, attname)
             if attname in ATTRIBUTION_FIELDS and current not in (None, ""):
@@ -468,6 +498,7 @@ class Importer:
             if current != value or (value is None and attname == "source_id"):
                 setattr(lead, attname, value)
                 changed.add(attname)
+                changes[attname.removesuffix("_id")] = [current, value]
 
         current = lead.attributes if isinstance(lead.attributes, dict) else {}
         merged = None
@@ -476,6 +507,7 @@ class Importer:
                 merged = merged if merged is not None else dict(current)
                 merged[key] = value
         if merged is not None:
+            changes["attributes"] = [current, merged]
             lead.attributes = merged
             changed.add("attributes")
 
@@ -486,6 +518,8 @@ class Importer:
             else:
                 batch.outcome_kept += 1
 
+        if changes:
+            batch.changes[lead.pk] = changes
         if changed:
             lead.updated_at = self.now
             changed.add("updated_at")

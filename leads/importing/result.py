@@ -44,6 +44,8 @@ class ImportResult:
     # rows whose outcome was not applied because the lead is already further along the pipeline
     outcome_kept: int = 0
     sources_created: int = 0
+    # imported leads that met the MQL definition and became MQLs (routed to sales)
+    qualified: int = 0
     written: bool = False
 
     def add_errors(self, errors: list[RowError]) -> None:
@@ -82,4 +84,8 @@ class ImportResult:
             lines.append(line + ".")
         if self.sources_created:
             lines.append(f"New sources: {self.sources_created:,}.")
+        if self.qualified:
+            lines.append(
+                f"{self.qualified:,} leads meet the MQL definition and became MQLs for sales."
+            )
         return "\n".join(lines)

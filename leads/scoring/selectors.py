@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from leads.models import Lead, ScoreSnapshot, ScoringModel, Touchpoint
+from leads.scoring.compiled import compiled_model, scoring_model_active
 from leads.scoring.engagement import decay
 from leads.scoring.rules import (
     ATTRIBUTE_PREFIX,
@@ -15,7 +16,6 @@ from leads.scoring.rules import (
     fit_total,
     lead_values,
 )
-from leads.scoring.services import compiled_model, scoring_model_active
 
 
 def _json_value(value: Any) -> Any:

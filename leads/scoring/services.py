@@ -7,17 +7,21 @@ Decisions worth knowing:
   version is frozen, so both managers approve exactly what will run. A version becomes active when a
   marketing manager and a sales manager have both approved it (one approval per side, per person);
   admins cannot approve. Activation retires the previous version and queues a full rescore.
-- Real time: a touchpoint or a field change updates the lead's score in the same transaction with
-  the lead row locked (so two concurrent touchpoints both count: the second waits and applies on
-  top of the first). A lead is scored with the version that scored it until the activation
-  rescore reaches it (a process remembers the active version for at most a minute, see
-  `_active_for`); a lead scored by another version, or never, is recomputed from its touchpoints.
-- MQL crossings happen only on events (a touchpoint, a field change), never by decay and never by a
-  rescore. At an event the lead becomes an MQL when it meets the definition afterwards, is in new,
-  nurturing or recycled, and either did not meet it just before the event or has never been an
-  MQL. So a lead that sales recycled must fall below the line and rise again; a fresh lead that a
-  model change left above the line becomes an MQL at its next event. lead_move refuses mql -> mql,
-  and the row lock serialises events, so one crossing fires lead_became_mql once.
+- Real time: a touchpoint or a field change updates the lead's score in the caller's transaction,
+  with the lead row locked by the caller (so two concurrent touchpoints both count: the second
+  waits and applies on top of the first). A lead is scored with the version that scored it until
+  the activation rescore reaches it (a process remembers the active version for at most a minute,
+  see leads.scoring.compiled.active_for); a lead scored by another version, or never, is
+  recomputed from its touchpoints.
+- Scoring never moves a stage: it returns a ScoreUpdate saying whether the lead now crosses into
+  MQL, and the lifecycle service (leads.services) makes the move, which routes the lead. It records
+  a `score.changed` event only when the grade or the MQL eligibility changes.
+- MQL crossings happen on events (a touchpoint, a field change, a new lead, the activation of a
+  new version), never by decay. At an event the lead crosses when it meets the definition
+  afterwards, is in new, nurturing or recycled, and either did not meet it just before the event
+  or has never been an MQL (`crosses_into_mql`). So a lead that sales recycled must fall below the
+  line and rise again. lead_move refuses mql -> mql, and the row lock serialises events, so one
+  crossing makes one move.
 - Score history: a ScoreSnapshot with the full explanation at every MQL transition (any cause), and,
   when a new version is activated, one per lead whose fit, grade or total (by >= 0.5) changed, with
   the values before and after, written set-based by the rescore batches.
@@ -25,7 +29,6 @@ Decisions worth knowing:
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,8 +40,15 @@ from django.utils import timezone
 
 from alignment.models import Role, User
 from alignment.permissions import Action, require
-from leads.models import Campaign, Lead, Source, Stage, Touchpoint
+from leads.events import event_record
+from leads.models import Campaign, EventType, Lead, Source, Stage, Touchpoint
 from leads.scoring import sql as scoring_sql
+from leads.scoring.compiled import (
+    active_for,
+    compiled_by_id,
+    compiled_model,
+    scoring_model_active,
+)
 from leads.scoring.engagement import (
     Anchored,
     anchored_add,
@@ -62,13 +72,13 @@ from leads.scoring.models import (
 from leads.scoring.rules import (
     CompiledModel,
     ScoringError,
-    compile_spec,
     engagement_rule_label,
     lead_values,
     spec_diff,
     spec_of,
     validate_spec,
 )
+from leads.scoring.selectors import lead_score_explain
 
 logger = logging.getLogger(__name__)
 
@@ -90,69 +100,13 @@ APPROVING_SIDES = {
 }
 
 
-# --- the compiled active model --------------------------------------------------------------------
-
-# versions are frozen once proposed; the key includes updated_at so an edited draft recompiles
-_compiled: dict[tuple[int, datetime], CompiledModel] = {}
-
-
-def compiled_model(model: ScoringModel) -> CompiledModel:
-    key = (model.pk, model.updated_at)
-    found = _compiled.get(key)
-    if found is None:
-        if len(_compiled) > 32:
-            _compiled.clear()
-        found = compile_spec(spec_of(model), model_id=model.pk, name=model.name)
-        _compiled[key] = found
-    return found
-
-
-def _compiled_by_id(pk: int, updated_at: datetime | None = None) -> CompiledModel | None:
-    if updated_at is not None and (pk, updated_at) in _compiled:
-        return _compiled[(pk, updated_at)]
-    row = ScoringModel.objects.filter(pk=pk).first()
-    return compiled_model(row) if row else None
-
-
-def scoring_model_active() -> CompiledModel | None:
-    """The active version, compiled (one small query; the compiled rules are cached)."""
-    row = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).values_list("pk", "updated_at")
-    row = row.first()
-    return _compiled_by_id(*row) if row else None
-
-
-# --- real time ------------------------------------------------------------------------------------
-
-# The version this process last found active, and when (monotonic seconds).
-_active_hint: tuple[CompiledModel, float] | None = None
-ACTIVE_HINT_SECONDS = 60.0
-
-
-def _active_for(locked: Lead) -> CompiledModel | None:
-    """The version to score a locked lead with, saving the lookup on the hot path.
-
-    The remembered version is trusted only for a lead that it scored itself: such a lead has not
-    been reached yet by the rescore of any newer version (the rescore writes scored_with, and we
-    hold the row, so it either passed before us or comes after us and recomputes). Any other
-    lead, and any hint older than a minute, looks the active version up again."""
-    global _active_hint
-    hint = _active_hint
-    if (
-        hint is not None
-        and hint[0].id == locked.scored_with_id
-        and time.monotonic() - hint[1] < ACTIVE_HINT_SECONDS
-    ):
-        return hint[0]
-    model = scoring_model_active()
-    _active_hint = (model, time.monotonic()) if model is not None else None
-    return model
-
-
-# The hot path (every touchpoint) reads and writes the lead's score columns with two plain
-# statements: the ORM's query compilation would cost more than the database work itself.
+# The hot path (every touchpoint) locks the lead and reads what the pipeline and the score need
+# with one plain statement, and writes the score columns with another: the ORM's query compilation
+# would cost more than the database work itself.
 _LOCK_SQL = (
-    "SELECT id, stage, mql_count, fit_score, engagement_score, score, grade, engagement_sums, "
-    "engagement_anchor_at, scored_with_id FROM leads_lead WHERE id = %s"
+    "SELECT id, stage, owner_id, mql_at, mql_count, first_sales_touch_at, fit_score, "
+    "engagement_score, score, grade, engagement_sums, engagement_anchor_at, scored_with_id "
+    "FROM leads_lead WHERE id = %s"
 )
 _WRITE_SQL = (
     "UPDATE leads_lead SET fit_score = %s, engagement_score = %s, score = %s, grade = %s, "
@@ -160,8 +114,9 @@ _WRITE_SQL = (
 )
 
 
-def _lock_scores(lead_id: int) -> Lead:
-    """The lead's score columns, its row locked (the other fields are deferred)."""
+def lead_lock_for_scoring(lead_id: int) -> Lead:
+    """The lead's stage, owner and score columns, its row locked (the other fields are deferred).
+    What touchpoint_record needs, in one round trip."""
     sql = _LOCK_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
     locked = next(iter(Lead.objects.raw(sql, [lead_id])), None)
     if locked is None:
@@ -190,6 +145,9 @@ def _write_scores(lead_id: int, values: dict[str, Any]) -> None:
 
 @dataclass
 class ScoreUpdate:
+    """What a score update changed. `crosses`: the lead now meets the MQL definition and should
+    become an MQL; the caller makes that move through the lifecycle service."""
+
     lead: Lead
     model: CompiledModel
     fit: int
@@ -197,7 +155,9 @@ class ScoreUpdate:
     total: float
     grade: str
     at: datetime
-    became_mql: bool
+    qualifies: bool
+    qualified_before: bool
+    crosses: bool
 
 
 def _touchpoint_rows(lead_id: int, model: CompiledModel) -> list[tuple]:
@@ -217,23 +177,32 @@ def _fit_of(lead: Lead, model: CompiledModel) -> int:
     return model.fit_score(lead_values(lead, source_key=source_key))
 
 
-def _qualified_before(locked: Lead, model: CompiledModel, now: datetime) -> bool:
-    """Whether the stored score (aged to `now` by the version that computed it) meets the active
-    MQL definition."""
+def _stored_total(locked: Lead, model: CompiledModel, now: datetime) -> float:
+    """The stored total aged to `now` by the version that computed it."""
     if locked.scored_with_id is None:
-        return model.qualifies(fit=locked.fit_score, total=locked.score)
+        return locked.score
     scored_with = (
-        model if locked.scored_with_id == model.id else _compiled_by_id(locked.scored_with_id)
+        model if locked.scored_with_id == model.id else compiled_by_id(locked.scored_with_id)
     )
     if scored_with is None:
-        return model.qualifies(fit=locked.fit_score, total=locked.score)
-    engagement = engagement_at(scored_with, Anchored.from_lead(locked), now)
-    return model.qualifies(fit=locked.fit_score, total=locked.fit_score + engagement)
+        return locked.score
+    return locked.fit_score + engagement_at(scored_with, Anchored.from_lead(locked), now)
 
 
-def _write_and_cross(
+def _qualified_before(locked: Lead, model: CompiledModel, now: datetime) -> bool:
+    """Whether the stored score meets the active MQL definition."""
+    return model.qualifies(fit=locked.fit_score, total=_stored_total(locked, model, now))
+
+
+def crosses_into_mql(
+    *, stage: str, mql_count: int, qualified_before: bool, qualifies: bool
+) -> bool:
+    """The one crossing rule (see the module docstring)."""
+    return qualifies and stage in PRE_MQL_STAGES and (not qualified_before or mql_count == 0)
+
+
+def _write_and_judge(
     *,
-    lead: Lead,
     locked: Lead,
     model: CompiledModel,
     fit: int,
@@ -242,6 +211,12 @@ def _write_and_cross(
     qualified_before: bool,
     write: bool = True,
 ) -> ScoreUpdate:
+    before = {
+        "fit": locked.fit_score,
+        "total": round(_stored_total(locked, model, now), 2),
+        "grade": locked.grade,
+        "qualifies": qualified_before,
+    }
     if write:
         engagement_at_anchor = capped_total(model, state.sums) if state.anchor else 0.0
         values = {
@@ -254,46 +229,61 @@ def _write_and_cross(
             "scored_with_id": model.id,
         }
         _write_scores(locked.pk, values)
-        for target in (lead, locked):
-            for name, value in values.items():
-                setattr(target, name, value)
+        for name, value in values.items():
+            setattr(locked, name, value)
     engagement = engagement_at(model, state, now)
     total = fit + engagement
-    crossed = (
-        model.qualifies(fit=fit, total=total)
-        and locked.stage in PRE_MQL_STAGES
-        and (not qualified_before or locked.mql_count == 0)
-    )
-    if crossed:
-        from leads.services import lead_move
-
-        lead_move(lead=lead, to=Stage.MQL, system=SCORING_SYSTEM, at=now)
+    qualifies = model.qualifies(fit=fit, total=total)
+    grade = model.grade(fit)
+    if grade != before["grade"] or qualifies != qualified_before:
+        # a decay tick or a point more is no event; a new grade or MQL eligibility is
+        event_record(
+            type=EventType.SCORE_CHANGED,
+            lead=locked,
+            system=SCORING_SYSTEM,
+            at=now,
+            payload={
+                "model_id": model.id,
+                "before": before,
+                "after": {
+                    "fit": fit,
+                    "total": round(total, 2),
+                    "grade": grade,
+                    "qualifies": qualifies,
+                },
+            },
+        )
     return ScoreUpdate(
-        lead=lead,
+        lead=locked,
         model=model,
         fit=fit,
         engagement=engagement,
         total=total,
-        grade=model.grade(fit),
+        grade=grade,
         at=now,
-        became_mql=crossed,
+        qualifies=qualifies,
+        qualified_before=qualified_before,
+        crosses=crosses_into_mql(
+            stage=locked.stage,
+            mql_count=locked.mql_count,
+            qualified_before=qualified_before,
+            qualifies=qualifies,
+        ),
     )
 
 
-# usually nested in touchpoint_record's transaction: no savepoint, an error fails the whole write
-@transaction.atomic(savepoint=False)
 def lead_score_touchpoint(
-    *, lead: Lead, touchpoint: Touchpoint, now: datetime | None = None
+    *, locked: Lead, touchpoint: Touchpoint, now: datetime | None = None
 ) -> ScoreUpdate | None:
-    """Add one new touchpoint to the lead's score (called inside touchpoint_record's transaction).
+    """Add one new touchpoint to the score of a lead whose row the caller holds locked
+    (`lead_lock_for_scoring`), inside the caller's transaction.
 
     Adds one term to the anchored sums; when the stored score was computed by another version (or
-    never), recomputes the lead from its touchpoints instead. Crossing the MQL definition moves the
-    lead to MQL (see the module docstring)."""
+    never), recomputes the lead from its touchpoints instead. Returns what changed, including
+    whether the lead now crosses into MQL (the caller moves it); None without an active model."""
     now = now or timezone.now()
     # the lock first, then the active version: a rescore that got there first is seen whole
-    locked = _lock_scores(lead.pk)
-    model = _active_for(locked)
+    model = active_for(locked)
     if model is None:
         return None
     qualified_before = _qualified_before(locked, model, now)
@@ -301,35 +291,32 @@ def lead_score_touchpoint(
         points = model.touchpoint_points(
             touchpoint.kind, touchpoint.campaign_id, touchpoint.metadata
         )
-        fit = locked.fit_score
-        if points:
-            state = anchored_add(
-                model,
-                Anchored.from_lead(locked),
-                points=points,
-                occurred_at=touchpoint.occurred_at,
-                now=now,
-            )
-        else:
+        if not points:
             # nothing to add: the stored form stays exact and is not rewritten, but the event
             # still counts for a crossing
-            return _write_and_cross(
-                lead=lead,
+            return _write_and_judge(
                 locked=locked,
                 model=model,
-                fit=fit,
+                fit=locked.fit_score,
                 state=Anchored.from_lead(locked),
                 now=now,
                 qualified_before=qualified_before,
                 write=False,
             )
+        fit = locked.fit_score
+        state = anchored_add(
+            model,
+            Anchored.from_lead(locked),
+            points=points,
+            occurred_at=touchpoint.occurred_at,
+            now=now,
+        )
     else:
-        locked = Lead.objects.get(pk=lead.pk)  # the whole row, for the fit (already locked)
-        fit = _fit_of(locked, model)
+        whole = Lead.objects.get(pk=locked.pk)  # the whole row, for the fit (already locked)
+        fit = _fit_of(whole, model)
         anchor = max(now, touchpoint.occurred_at)
         state = anchored_from_touchpoints(model, _touchpoint_rows(locked.pk, model), at=anchor)
-    return _write_and_cross(
-        lead=lead,
+    return _write_and_judge(
         locked=locked,
         model=model,
         fit=fit,
@@ -339,16 +326,15 @@ def lead_score_touchpoint(
     )
 
 
-@transaction.atomic(savepoint=False)
 def lead_score_refresh(
-    *, lead: Lead, now: datetime | None = None, full: bool = False
+    *, locked: Lead, now: datetime | None = None, full: bool = False
 ) -> ScoreUpdate | None:
-    """Recompute the lead's fit after its fields changed (lead_intake), and its engagement too when
-    the stored one came from another version, or with full=True (its touchpoints changed other
-    than by touchpoint_record, e.g. a merge moved them). May cross into MQL like a touchpoint."""
+    """Recompute the fit of a lead whose row the caller holds locked (whole, as just saved) after
+    its fields changed, and its engagement too when the stored one came from another version, or
+    with full=True (its touchpoints changed other than by touchpoint_record, e.g. a merge moved
+    them). Returns what changed, including whether the lead now crosses into MQL."""
     now = now or timezone.now()
-    locked = Lead.objects.select_for_update().get(pk=lead.pk)
-    model = _active_for(locked)
+    model = active_for(locked)
     if model is None:
         return None
     qualified_before = _qualified_before(locked, model, now)
@@ -357,8 +343,7 @@ def lead_score_refresh(
         state = Anchored.from_lead(locked)
     else:
         state = anchored_from_touchpoints(model, _touchpoint_rows(locked.pk, model), at=now)
-    return _write_and_cross(
-        lead=lead,
+    return _write_and_judge(
         locked=locked,
         model=model,
         fit=fit,
@@ -373,10 +358,18 @@ def lead_score_now(*, lead: Lead, at: datetime | None = None) -> float:
     at = at or timezone.now()
     if lead.scored_with_id is None:
         return lead.score
-    model = _compiled_by_id(lead.scored_with_id)
+    model = compiled_by_id(lead.scored_with_id)
     if model is None:
         return lead.score
     return lead.fit_score + engagement_at(model, Anchored.from_lead(lead), at)
+
+
+def lead_meets_mql_definition(*, lead: Lead, at: datetime | None = None) -> bool:
+    """Whether the lead's stored score (aged to `at`) meets the active MQL definition."""
+    model = scoring_model_active()
+    if model is None:
+        return False
+    return _qualified_before(lead, model, at or timezone.now())
 
 
 # --- score history --------------------------------------------------------------------------------
@@ -384,8 +377,6 @@ def lead_score_now(*, lead: Lead, at: datetime | None = None) -> float:
 
 def score_snapshot_mql(*, lead: Lead, at: datetime) -> ScoreSnapshot | None:
     """Keep the score and its full explanation at the moment the lead became an MQL."""
-    from leads.scoring.selectors import lead_score_explain
-
     explanation = lead_score_explain(lead=lead, at=at)
     if explanation is None:
         return None
@@ -697,6 +688,19 @@ def _activate(model: ScoringModel, *, by: User, now: datetime) -> ScoringRun:
         details={"replaced": previous.pk if previous else None, "rescore_run": run.pk},
         at=now,
     )
+    # the outbox starts the rescore after commit (leads.scoring.tasks.activation_reaction)
+    event_record(
+        type=EventType.SCORING_ACTIVATED,
+        lead=None,
+        by=by,
+        at=now,
+        payload={
+            "model_id": model.pk,
+            "name": model.name,
+            "replaced_id": previous.pk if previous else None,
+            "rescore_run_id": run.pk,
+        },
+    )
     return run
 
 
@@ -709,21 +713,17 @@ def scoring_run_create(
     kind: str = RunKind.MANUAL,
     by: User | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    enqueue: bool = True,
 ) -> ScoringRun:
-    """A full rescore with `model` (default: the active one); queued on Celery after commit."""
+    """A full rescore with `model` (default: the active one), queued: the caller starts
+    `leads.scoring.tasks.scoring_rescore_run` (an activation does it through the outbox), and the
+    beat job resumes any run left queued."""
     if model is None:
         model = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).first()
         if model is None:
             raise ScoringError("There is no active scoring model to rescore with.")
     if batch_size < 1:
         raise ScoringError("The batch size must be at least 1.", field="batch_size")
-    run = ScoringRun.objects.create(model=model, kind=kind, created_by=by, batch_size=batch_size)
-    if enqueue:
-        from leads.scoring.tasks import scoring_rescore_run
-
-        transaction.on_commit(lambda: scoring_rescore_run.delay(run.pk))
-    return run
+    return ScoringRun.objects.create(model=model, kind=kind, created_by=by, batch_size=batch_size)
 
 
 def _lock_batch(after_id: int, size: int) -> tuple[int, int, int] | None:
@@ -757,13 +757,53 @@ def _still_active(model_id: int) -> bool:
     return bool(list(qs.values_list("pk", flat=True)))
 
 
-def leads_rescore(*, lead_ids: list[int], at: datetime | None = None) -> int:
+def _pre_mql_state(**scope: Any) -> dict[int, tuple[int, bool]]:
+    """For the leads in new, nurturing or recycled within `scope`: their MQL count and whether
+    their stored score meets the definition of the version that scored them (taken before a
+    set-based rescore, to tell who crosses)."""
+    models: dict[int, CompiledModel | None] = {}
+    state: dict[int, tuple[int, bool]] = {}
+    rows = Lead.objects.filter(stage__in=PRE_MQL_STAGES, **scope).order_by()
+    for pk, count, fit, score, with_id in rows.values_list(
+        "pk", "mql_count", "fit_score", "score", "scored_with_id"
+    ):
+        if with_id is not None and with_id not in models:
+            models[with_id] = compiled_by_id(with_id)
+        scored_with = models.get(with_id) if with_id is not None else None
+        state[pk] = (count, bool(scored_with and scored_with.qualifies(fit=fit, total=score)))
+    return state
+
+
+def _crossing(before: dict[int, tuple[int, bool]], model: CompiledModel, **scope: Any) -> list[int]:
+    """After a set-based rescore: the leads of `before` that now cross into MQL."""
+    if not before:
+        return []
+    qualifying = Lead.objects.filter(
+        stage__in=PRE_MQL_STAGES,
+        fit_score__gte=model.mql_fit,
+        score__gte=model.mql_total,
+        **scope,
+    ).order_by("pk")
+    return [
+        pk
+        for pk in qualifying.values_list("pk", flat=True)
+        if pk in before
+        and crosses_into_mql(
+            stage=Stage.NEW,
+            mql_count=before[pk][0],
+            qualified_before=before[pk][1],
+            qualifies=True,
+        )
+    ]
+
+
+def leads_rescore(*, lead_ids: list[int], at: datetime | None = None) -> list[int]:
     """Rescore the given leads set-based with the active version (for bulk writers such as an
-    import that bypass lead_intake). Like a full rescore it never moves stages. Returns how many
-    leads were rescored. Call it in chunks of a few thousand ids."""
+    import). Never moves a stage: returns the ids of the leads that now cross into MQL, for the
+    caller to move through the lifecycle service. Call it in chunks of a few thousand ids."""
     model = scoring_model_active()
     if model is None or not lead_ids:
-        return 0
+        return []
     with transaction.atomic(), connection.cursor() as cursor:
         ids = sorted(set(lead_ids))
         if connection.features.has_select_for_update:
@@ -773,12 +813,13 @@ def leads_rescore(*, lead_ids: list[int], at: datetime | None = None) -> int:
             ids = [row[0] for row in cursor.fetchall()]
         else:
             ids = list(Lead.objects.filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+        before = _pre_mql_state(pk__in=ids)
         at = at or timezone.now()
         if connection.vendor == "postgresql":
             scoring_sql.rescore_batch_postgres(model, ids=ids, at=at, snapshots=False)
         else:
             scoring_sql.rescore_batch_python(model, ids=ids, at=at, snapshots=False)
-    return len(ids)
+        return _crossing(before, model, pk__in=ids)
 
 
 def leads_qualified_not_mql(*, model: CompiledModel) -> int:
@@ -794,13 +835,16 @@ def scoring_run_execute(
     at: datetime | None = None,
     progress: Callable[[ScoringRun], None] | None = None,
     use_sql: bool | None = None,
+    on_crossing: Callable[[list[int]], Any] | None = None,
 ) -> ScoringRun | None:
     """Run (or resume) a full rescore, one transaction per batch of leads in id order.
 
     Each batch first locks its lead rows (SELECT ... FOR UPDATE ORDER BY id), then computes and
     writes them. A real-time update on one of those leads either committed before the lock (and its
     touchpoint is read by the batch) or waits and applies on top of the batch's result. Stages are
-    never changed here. Returns None when another worker holds the run. `at` fixes the scoring
+    never changed here: for an activation, the leads of each batch that now cross into MQL are
+    handed to `on_crossing` after the batch commits (the task passes the lifecycle service's
+    leads_qualify). Returns None when another worker holds the run. `at` fixes the scoring
     instant of every batch (benchmarks); by default each batch uses the time it runs."""
     now = timezone.now()
     claimed = (
@@ -835,6 +879,7 @@ def scoring_run_execute(
                     break
                 lo, hi, count = batch
                 batch_at = at or timezone.now()
+                before = _pre_mql_state(pk__gte=lo, pk__lte=hi) if snapshots else {}
                 if use_sql:
                     written = scoring_sql.rescore_batch_postgres(
                         model, lo=lo, hi=hi, at=batch_at, snapshots=snapshots, statement=statement
@@ -848,6 +893,9 @@ def scoring_run_execute(
                 run.last_lead_id = hi
                 run.heartbeat_at = timezone.now()
                 run.save(update_fields=["processed", "snapshots", "last_lead_id", "heartbeat_at"])
+                crossing = _crossing(before, model, pk__gte=lo, pk__lte=hi)
+            if crossing and on_crossing is not None:
+                on_crossing(crossing)
             if progress:
                 progress(run)
     except OperationalError:
@@ -867,7 +915,8 @@ def scoring_run_execute(
             + (f" {run.snapshots} score changes kept in the history." if snapshots else "")
             + (
                 f" {run.qualified_not_moved} leads in new, nurturing or recycled meet the MQL "
-                "definition; a rescore never moves stages, they cross at their next event."
+                "definition without crossing it now (recycled by sales, or met it before); they "
+                "become MQLs when they cross at a later event."
                 if run.qualified_not_moved
                 else ""
             )

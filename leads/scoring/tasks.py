@@ -3,9 +3,15 @@ import logging
 from celery import shared_task
 from django.db import OperationalError
 
+from leads.models import LeadEvent
 from leads.scoring import services
+from leads.services import leads_qualify
 
 logger = logging.getLogger(__name__)
+
+
+def _qualify(lead_ids: list[int]) -> None:
+    leads_qualify(lead_ids=lead_ids, system=services.SCORING_SYSTEM)
 
 
 @shared_task(
@@ -17,8 +23,9 @@ logger = logging.getLogger(__name__)
     max_retries=5,
 )
 def scoring_rescore_run(self, run_id: int) -> None:
-    """Run or resume a full rescore; the run is claimed, so a second delivery does nothing."""
-    services.scoring_run_execute(run_id=run_id)
+    """Run or resume a full rescore; the run is claimed, so a second delivery does nothing. The
+    leads that a new version qualifies become MQLs (and are routed) batch by batch."""
+    services.scoring_run_execute(run_id=run_id, on_crossing=_qualify)
 
 
 @shared_task(name="leads.scoring_runs_resume", ignore_result=True)
@@ -27,3 +34,8 @@ def scoring_runs_resume() -> None:
     for run_id in services.scoring_runs_stalled():
         logger.warning("Rescore run %s stalled; queuing it again", run_id)
         scoring_rescore_run.delay(run_id)
+
+
+def activation_reaction(event: LeadEvent) -> None:
+    """Outbox reaction to scoring.activated: start the activation's rescore."""
+    scoring_rescore_run.delay(event.payload["rescore_run_id"])

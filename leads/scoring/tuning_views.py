@@ -12,6 +12,7 @@ from alignment.permissions import Action, can
 from leads.scoring.tuning import DEFAULT_HOLDOUT, DEFAULT_SEED, OUTCOME_WON, scoring_tune_queue
 from leads.scoring.tuning.selectors import tuning_versions
 from leads.scoring.tuning.status import tuning_status
+from leads.scoring.tuning_tasks import scoring_tune
 
 
 class TuningForm(forms.Form):
@@ -129,7 +130,7 @@ def tuning(request):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                scoring_tune_queue(
+                task_kwargs = scoring_tune_queue(
                     by=request.user,
                     outcome=data["outcome"],
                     holdout=data["holdout"],
@@ -139,6 +140,8 @@ def tuning(request):
             except DomainError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
+                # nothing was written but the status line, so there is no commit to wait for
+                scoring_tune.delay(**task_kwargs)
                 messages.success(
                     request,
                     "Tuning started. The result is a proposed version for both managers to "

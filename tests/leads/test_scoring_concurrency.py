@@ -11,7 +11,7 @@ from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
 
-from leads import services, signals
+from leads import services
 from leads.models import (
     Lead,
     ScoreSnapshot,
@@ -44,18 +44,6 @@ def _default_model_back(transactional_db):
     if not ScoringModel.objects.exists():
         module = importlib.import_module("leads.migrations.0004_default_scoring_model")
         module.add_default_model(apps, None)
-
-
-@pytest.fixture
-def mql_events():
-    received = []
-
-    def on_mql(sender, lead, **kwargs):
-        received.append(lead.pk)
-
-    signals.lead_became_mql.connect(on_mql, dispatch_uid="test-scoring-concurrency")
-    yield received
-    signals.lead_became_mql.disconnect(dispatch_uid="test-scoring-concurrency")
 
 
 def wait_for_lock_waiters(count: int) -> None:
@@ -170,7 +158,7 @@ def test_a_touchpoint_during_a_rescore_batch_waits_and_applies_on_top(monkeypatc
         return real(*args, **kwargs)
 
     monkeypatch.setattr(scoring_sql, "rescore_batch_postgres", paused)
-    run = scoring.scoring_run_create(enqueue=False)
+    run = scoring.scoring_run_create()
     errors: list = []
     rescore = in_thread(lambda: scoring.scoring_run_execute(run_id=run.pk), errors)
     assert locked.wait(60)
@@ -195,7 +183,7 @@ def test_a_rescore_waits_for_a_touchpoint_in_flight_and_includes_it():
     activate()
     leads = [good_fit() for _ in range(3)]
     target = leads[2]
-    run = scoring.scoring_run_create(enqueue=False)
+    run = scoring.scoring_run_create()
     errors: list = []
     with transaction.atomic():
         services.touchpoint_record(lead=target, kind="demo_request", system="tracker")

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from alignment.lib.errors import DomainError, PermissionDenied
 from alignment.models import Role
-from leads import services, signals
+from leads import services
 from leads.models import (
     Lead,
     ScoreSnapshot,
@@ -85,20 +85,16 @@ def good_fit(**extra) -> Lead:
     )
 
 
+def score_touchpoint(lead: Lead, touchpoint: Touchpoint, *, now):
+    """The real-time update as touchpoint_record makes it: the row locked, then scored."""
+    with transaction.atomic():
+        return scoring.lead_score_touchpoint(
+            locked=scoring.lead_lock_for_scoring(lead.pk), touchpoint=touchpoint, now=now
+        )
+
+
 def fresh(lead: Lead) -> Lead:
     return Lead.objects.get(pk=lead.pk)
-
-
-@pytest.fixture
-def mql_events():
-    received = []
-
-    def on_mql(sender, lead, **kwargs):
-        received.append(lead.pk)
-
-    signals.lead_became_mql.connect(on_mql, dispatch_uid="test-scoring-mql")
-    yield received
-    signals.lead_became_mql.disconnect(dispatch_uid="test-scoring-mql")
 
 
 # --- the default model -----------------------------------------------------------------------------
@@ -383,7 +379,7 @@ def _age(lead: Lead, *, days: float) -> None:
     Lead.objects.filter(pk=lead.pk).update(engagement_anchor_at=F("engagement_anchor_at") - delta)
 
 
-def test_a_score_that_decay_lifts_over_the_line_does_not_cross_by_itself(rep, mql_events):
+def test_a_score_that_decay_lifts_over_the_line_does_not_cross_by_itself(sales_manager, mql_events):
     # a capped positive group and an uncapped negative rule: decay can raise the total
     spec = with_changes(
         mql_total=70,
@@ -400,15 +396,15 @@ def test_a_score_that_decay_lifts_over_the_line_does_not_cross_by_itself(rep, mq
     for lead in (recycled, new):
         for kind in ("email_open", "demo_request"):
             tp = TouchpointFactory(lead=lead, kind=kind, occurred_at=t0)
-            scoring.lead_score_touchpoint(lead=lead, touchpoint=tp, now=t0)
+            score_touchpoint(lead, tp, now=t0)
         assert fresh(lead).score == pytest.approx(50 + 40 - 30)  # 60: below 70 at t0
         assert scoring.lead_score_now(lead=fresh(lead)) > 70  # 1.2 half-lives later: above
     assert mql_events == []  # no job moves anybody
     # an event without points: the recycled lead did not cross at this event, so it stays
-    services.touchpoint_record(lead=recycled, kind="call", by=rep)
+    services.touchpoint_record(lead=recycled, kind="call", by=sales_manager)
     assert fresh(recycled).stage == Stage.RECYCLED
     # a lead that was never an MQL becomes one at its first event above the line
-    services.touchpoint_record(lead=new, kind="call", by=rep)
+    services.touchpoint_record(lead=new, kind="call", by=sales_manager)
     assert fresh(new).stage == Stage.MQL
     assert mql_events == [new.pk]
 
@@ -470,7 +466,7 @@ def test_the_stored_form_through_the_database_matches_a_direct_recomputation():
         occurred_at = now - dt.timedelta(days=rng.choice([0, 0, rng.uniform(0, 90)]))
         kind = rng.choice(["demo_request", "webinar_attended", "web_visit", "email_click", "call"])
         tp = TouchpointFactory(lead=lead, kind=kind, occurred_at=occurred_at)
-        scoring.lead_score_touchpoint(lead=lead, touchpoint=tp, now=now)
+        score_touchpoint(lead, tp, now=now)
         history[lead.pk].append((kind, None, {}, occurred_at))
     for lead in leads:
         stored = Anchored.from_lead(fresh(lead))
@@ -585,7 +581,7 @@ def _realtime_history(leads, seed=3) -> dt.datetime:
             campaign=campaign if rng.random() < 0.3 else None,
             metadata={"page": rng.choice(["pricing", "blog"])},
         )
-        scoring.lead_score_touchpoint(lead=lead, touchpoint=tp, now=now)
+        score_touchpoint(lead, tp, now=now)
     return now
 
 
@@ -612,7 +608,7 @@ def test_a_rescore_gives_the_real_time_values(use_sql):
     model = scoring.scoring_model_active()
     realtime = {lead.pk: fresh(lead) for lead in leads}
 
-    run = scoring.scoring_run_create(batch_size=4, enqueue=False)
+    run = scoring.scoring_run_create(batch_size=4)
     scoring.scoring_run_execute(run_id=run.pk, at=last + dt.timedelta(hours=1), use_sql=use_sql)
 
     for lead in leads:
@@ -691,7 +687,9 @@ def test_bulk_writers_rescore_the_leads_they_wrote_without_moving_them():
     other = good_fit()
     for lead in written + [other]:
         TouchpointFactory(lead=lead, kind="demo_request")
-    assert scoring.leads_rescore(lead_ids=[x.pk for x in written] + [987654]) == 3
+    # they now meet the definition: the rescore names them for the caller to move, moves none
+    crossing = scoring.leads_rescore(lead_ids=[x.pk for x in written] + [987654])
+    assert crossing == sorted(x.pk for x in written)
     for lead in written:
         assert (fresh(lead).score, fresh(lead).stage) == (pytest.approx(110, abs=1e-3), Stage.NEW)
     assert fresh(other).scored_with_id is None
@@ -703,9 +701,9 @@ def test_a_full_refresh_recounts_touchpoints_moved_by_a_merge(marketer):
     services.touchpoint_record(lead=survivor, kind="webinar_attended", by=marketer)
     services.touchpoint_record(lead=duplicate, kind="webinar_attended", by=marketer)
     Touchpoint.objects.filter(lead=duplicate).update(lead=survivor)
-    scoring.lead_score_refresh(lead=survivor)
+    scoring.lead_score_refresh(locked=fresh(survivor))
     assert fresh(survivor).score == pytest.approx(70, abs=1e-3)  # fields only: stale engagement
-    scoring.lead_score_refresh(lead=survivor, full=True)
+    scoring.lead_score_refresh(locked=fresh(survivor), full=True)
     assert fresh(survivor).score == pytest.approx(90, abs=1e-3)
 
 
@@ -730,7 +728,7 @@ def test_a_rescore_resumes_where_a_transient_failure_stopped_it(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(scoring_sql, "rescore_batch_python", flaky)
-    run = scoring.scoring_run_create(batch_size=2, enqueue=False)
+    run = scoring.scoring_run_create(batch_size=2)
     with pytest.raises(OperationalError):
         scoring.scoring_run_execute(run_id=run.pk, use_sql=False)
     run.refresh_from_db()
@@ -742,7 +740,7 @@ def test_a_rescore_resumes_where_a_transient_failure_stopped_it(monkeypatch):
 
 def test_a_rescore_of_a_retired_version_stops():
     old = activate()
-    run = scoring.scoring_run_create(model=old, enqueue=False)
+    run = scoring.scoring_run_create(model=old)
     activate(with_changes(mql_total=90))
     LeadFactory()
     done = scoring.scoring_run_execute(run_id=run.pk)
@@ -753,7 +751,7 @@ def test_a_rescore_of_a_retired_version_stops():
 def test_stalled_rescores_are_queued_again():
     activate()
     LeadFactory.create_batch(3)
-    run = scoring.scoring_run_create(enqueue=False)
+    run = scoring.scoring_run_create()
     ScoringRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
     scoring_runs_resume.delay()  # eager in tests
     run.refresh_from_db()

@@ -6,7 +6,7 @@ from django.core import mail
 from django.utils import timezone
 
 from alignment.lib.errors import DomainError, PermissionDenied
-from leads import services, signals
+from leads import services
 from leads.models import (
     Announcement,
     Assignment,
@@ -243,23 +243,14 @@ def test_recycled_lead_can_become_mql_again_and_is_counted(marketer, rep, sales_
     assert lead.mql_at > first_mql
 
 
-def test_became_mql_event_fires_once_per_crossing(marketer, sales_manager):
-    seen = []
-
-    def receiver(sender, lead, at, **kwargs):
-        seen.append(lead.pk)
-
-    signals.lead_became_mql.connect(receiver)
-    try:
-        lead = LeadFactory()
+def test_mql_event_is_written_once_per_crossing(marketer, sales_manager, mql_events):
+    lead = LeadFactory()
+    services.lead_move(lead=lead, to=Stage.MQL, by=marketer)
+    with pytest.raises(DomainError):
         services.lead_move(lead=lead, to=Stage.MQL, by=marketer)
-        with pytest.raises(DomainError):
-            services.lead_move(lead=lead, to=Stage.MQL, by=marketer)
-        services.lead_recycle(lead=lead, by=sales_manager, reason="timing")
-        services.lead_move(lead=lead, to=Stage.MQL, by=marketer)
-    finally:
-        signals.lead_became_mql.disconnect(receiver)
-    assert seen == [lead.pk, lead.pk]
+    services.lead_recycle(lead=lead, by=sales_manager, reason="timing")
+    services.lead_move(lead=lead, to=Stage.MQL, by=marketer)
+    assert mql_events == [lead.pk, lead.pk]
 
 
 def test_becoming_mql_routes_the_lead_and_records_the_rule(marketer, rep):

@@ -23,7 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, batch_size: int, **options):
         try:
-            run = scoring_run_create(kind=RunKind.MANUAL, batch_size=batch_size, enqueue=False)
+            run = scoring_run_create(kind=RunKind.MANUAL, batch_size=batch_size)
         except DomainError as error:
             raise CommandError(error.message) from None
         started = time.monotonic()

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -20,6 +21,7 @@ from alignment.lib.errors import DomainError
 from alignment.models import User
 from alignment.permissions import Action, require
 from leads.models import Lead
+from leads.scoring.compiled import compiled_model
 from leads.scoring.models import ModelOrigin, ModelStatus, ScoringModel
 from leads.scoring.rules import (
     ScoringError,
@@ -28,7 +30,7 @@ from leads.scoring.rules import (
     spec_of,
     validate_spec,
 )
-from leads.scoring.services import compiled_model, scoring_model_create, scoring_model_propose
+from leads.scoring.services import scoring_model_create, scoring_model_propose
 from leads.scoring.tuning import data, evaluate, features, learn
 from leads.scoring.tuning.status import (
     tuning_lock,
@@ -553,19 +555,17 @@ def scoring_tune_queue(
     holdout: float = DEFAULT_HOLDOUT,
     seed: int = DEFAULT_SEED,
     exclude_attributes: Iterable[str] = (),
-) -> None:
-    """Queue a tuning run on Celery for a person (the tuning page)."""
-    from leads.scoring.tuning_tasks import scoring_tune as scoring_tune_task
-
+) -> dict[str, Any]:
+    """Check a person's tuning request and mark it queued on the tuning page; returns the keyword
+    arguments for the `leads.scoring_tune` task, which the caller queues."""
     require(by, Action.SCORING_PROPOSE)
     exclude = sorted({name.strip() for name in exclude_attributes if name and name.strip()})
     _check_options(outcome, holdout, seed, DEFAULT_BINS)
     tuning_status_record(state="queued", message="Waiting for a worker.", by=str(by))
-    # nothing is written before the run, so there is no commit to wait for
-    scoring_tune_task.delay(
-        outcome=outcome,
-        holdout=holdout,
-        seed=seed,
-        exclude_attributes=exclude,
-        user_id=by.pk,
-    )
+    return {
+        "outcome": outcome,
+        "holdout": holdout,
+        "seed": seed,
+        "exclude_attributes": exclude,
+        "user_id": by.pk,
+    }
