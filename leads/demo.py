@@ -488,8 +488,11 @@ def demo_seed(
     progress: bool = False,
     bulk_load: bool = False,
     rebuild_indexes: bool = True,
+    demo_logins: bool = False,
 ) -> DemoSummary:
     """Create the demo company and `leads` leads, unless the demo users and leads exist already.
+    With `demo_logins` the demo people can log in with the public password "demo" and `admin` is a
+    superuser; without, they have unusable passwords and nobody is staff.
 
     All or nothing: one transaction. `bulk_load` (PostgreSQL only) drops the foreign keys of the
     tables it fills and re-adds them at the end, and with `rebuild_indexes` also builds the
@@ -511,6 +514,8 @@ def demo_seed(
     now = timezone.now().replace(microsecond=0)
     with transaction.atomic():
         had_leads = Lead.objects.exists()
+        # the people first, with or without logins; _reference_data then finds them all
+        _ensure_users(demo_logins=demo_logins)
         ctx = _reference_data(seed=seed, now=now)
         summary.users = len(ctx.users)
         clock.lap("reference")
@@ -740,22 +745,25 @@ def _reference_data(*, seed: int, now: datetime) -> _Context:
     )
 
 
-def _ensure_users() -> dict[str, User]:
+def _ensure_users(*, demo_logins: bool = False) -> dict[str, User]:
+    """The demo people who are missing. Only with `demo_logins` can they log in (the password
+    "demo" is public) and is `admin` a superuser: a seeded production database has no open door."""
     users = {u.username: u for u in User.objects.filter(username__in=DEMO_USERNAMES)}
     missing = [p for p in PEOPLE if p.username not in users]
     if missing:
         # one hash for all: the password is public anyway, and each hash costs a third of a second
-        password = make_password(DEMO_PASSWORD)
+        password = make_password(DEMO_PASSWORD) if demo_logins else None
         for person in missing:
             users[person.username] = User.objects.create(
                 username=person.username,
-                password=password,
+                # make_password(None) is a distinct unusable password for each person
+                password=password or make_password(None),
                 first_name=person.first_name,
                 last_name=person.last_name,
                 email=f"{person.first_name}.{person.last_name}@demo.example".lower(),
                 role=person.role,
-                is_staff=person.admin,
-                is_superuser=person.admin,
+                is_staff=person.admin and demo_logins,
+                is_superuser=person.admin and demo_logins,
                 capacity=person.capacity,
                 working_timezone=person.working_timezone,
                 available=person.available,

@@ -347,3 +347,39 @@ def test_seeded_leads_are_scored_without_moving_a_stage():
 def test_no_score_leaves_leads_for_a_later_rescore():
     seed(leads=50, seed=6, touchpoints_per_lead=3, no_score=True)
     assert not Lead.objects.exclude(scored_with=None).exists()
+
+
+def test_with_debug_off_and_no_flag_the_demo_people_cannot_log_in(settings):
+    settings.DEBUG = False
+
+    out = seed(leads=5, seed=1, no_score=True)
+
+    people = User.objects.filter(username__in=DEMO_LOGINS)
+    assert people.count() == len(DEMO_LOGINS)
+    assert not any(person.has_usable_password() for person in people)
+    assert not User.objects.filter(is_superuser=True).exists()
+    assert not User.objects.filter(is_staff=True).exists()
+    assert authenticate(username="admin", password=DEMO_PASSWORD) is None
+    assert "No demo logins" in out and "create_user" in out
+    # the admin person keeps the role: a real password set later makes them a working admin
+    assert User.objects.get(username="admin").role == Role.ADMIN
+
+
+def test_demo_logins_flag_gives_admin_demo_with_debug_off(settings):
+    settings.DEBUG = False
+
+    out = seed(leads=5, seed=1, no_score=True, demo_logins=True)
+
+    admin = authenticate(username="admin", password=DEMO_PASSWORD)
+    assert admin is not None and admin.is_superuser and admin.is_staff
+    assert authenticate(username="rep1", password=DEMO_PASSWORD) is not None
+    assert "Demo logins:" in out
+
+
+def test_debug_on_gives_the_demo_logins_without_the_flag(settings):
+    settings.DEBUG = True
+
+    seed(leads=5, seed=1, no_score=True)
+
+    assert authenticate(username="marketer", password=DEMO_PASSWORD) is not None
+    assert User.objects.get(username="admin").is_superuser

@@ -1,14 +1,18 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from alignment.lib.errors import DomainError
-from leads.demo import demo_seed
+from leads.demo import DEMO_PASSWORD, DEMO_USERNAMES, demo_seed
+from leads.scoring.models import RunKind
+from leads.scoring.services import scoring_run_create, scoring_run_execute
 
 
 class Command(BaseCommand):
     help = (
-        "Create a reproducible demo company: users of every role (password: demo), campaigns, "
-        "routing rules, and leads with touchpoints and stage history. Does nothing when the demo "
-        "users and leads exist already."
+        "Create a reproducible demo company: users of every role, campaigns, routing rules, and "
+        "leads with touchpoints and stage history. Does nothing when the demo users and leads "
+        "exist already. The demo logins (password: demo, superuser admin) exist only with DEBUG "
+        "on or --demo-logins; otherwise the demo people cannot log in."
     )
 
     def add_arguments(self, parser):
@@ -27,14 +31,34 @@ class Command(BaseCommand):
             action="store_true",
             help="Leave the new leads unscored (run `manage.py rescore` later).",
         )
+        parser.add_argument(
+            "--demo-logins",
+            action="store_true",
+            help="Let the demo people log in with the password 'demo' and make `admin` a "
+            "superuser, even with DEBUG off (never on a reachable server). On by default with "
+            "DEBUG.",
+        )
 
-    def handle(self, *args, leads, seed, touchpoints_per_lead, no_score, verbosity=1, **options):
+    def handle(
+        self,
+        *args,
+        leads,
+        seed,
+        touchpoints_per_lead,
+        no_score,
+        demo_logins,
+        verbosity=1,
+        **options,
+    ):
+        # a public password and a superuser are fine on a laptop, never on a server
+        demo_logins = demo_logins or settings.DEBUG
         try:
             summary = demo_seed(
                 leads=leads,
                 seed=seed,
                 touchpoints_per_lead=touchpoints_per_lead,
                 progress=verbosity >= 1,
+                demo_logins=demo_logins,
             )
         except DomainError as error:
             raise CommandError(error.message) from error
@@ -50,6 +74,7 @@ class Command(BaseCommand):
                 f"in {summary.seconds:.1f} s (seed {summary.seed})."
             )
         )
+        self._report_logins(demo_logins)
         if not no_score:
             self._score(verbosity)
         if verbosity >= 2:
@@ -58,14 +83,24 @@ class Command(BaseCommand):
             timings = ", ".join(f"{name} {secs:.1f} s" for name, secs in summary.timings.items())
             self.stdout.write(f"Time: {timings}.")
 
+    def _report_logins(self, demo_logins: bool) -> None:
+        if demo_logins:
+            self.stdout.write(
+                f"Demo logins: {', '.join(DEMO_USERNAMES)} with the password "
+                f"{DEMO_PASSWORD!r}; admin is a superuser (/admin/)."
+            )
+        else:
+            self.stdout.write(
+                "No demo logins (DEBUG is off): the demo people get unusable passwords and "
+                "nobody is made a superuser. Create real people with `manage.py create_user`, or "
+                "pass --demo-logins on a machine nobody else can reach."
+            )
+
     def _score(self, verbosity: int) -> None:
         """The seed writes rows directly, bypassing the real-time scoring: score them in one run.
         Like any rescore this moves no stage: the seeded history stays as generated."""
-        from leads.scoring.models import RunKind
-        from leads.scoring.services import scoring_run_create, scoring_run_execute
-
         try:
-            run = scoring_run_create(kind=RunKind.MANUAL, enqueue=False)
+            run = scoring_run_create(kind=RunKind.MANUAL)
         except DomainError as error:  # no active scoring model: nothing to score with
             self.stdout.write(f"Leads left unscored: {error.message}")
             return
