@@ -1,4 +1,5 @@
-"""/health/: the database, the broker and the worker heartbeat, as JSON for a load balancer."""
+"""/health/: the database, the broker, the worker heartbeat and the outbox backlog, as JSON for a
+load balancer and a monitor."""
 
 from django.conf import settings
 from django.db import connection
@@ -9,6 +10,7 @@ from django.views.decorators.http import require_GET
 
 from alignment.celery import app as celery_app
 from alignment.models import WorkerHeartbeat
+from leads.events import outbox_backlog
 
 
 def _database() -> dict:
@@ -48,15 +50,31 @@ def _worker(now) -> dict:
     }
 
 
+def _outbox(now) -> dict:
+    try:
+        backlog = outbox_backlog(now=now)
+    except Exception as exc:
+        return {"ok": False, "error": str(exc)[:200]}
+    oldest = backlog["oldest_age_seconds"]
+    # reactions (emails, clocks, webhooks) that wait for minutes mean no worker dispatches them
+    backlog["ok"] = (oldest is None or oldest <= settings.OUTBOX_STALE_SECONDS) and not backlog[
+        "failed"
+    ]
+    return backlog
+
+
 @never_cache
 @require_GET
 def health(request):
     now = timezone.now()
     checks = {"database": _database(), "broker": _broker()}
     checks["worker"] = _worker(now) if checks["database"]["ok"] else {"ok": False}
+    checks["outbox"] = _outbox(now) if checks["database"]["ok"] else {"ok": False}
     serving = checks["database"]["ok"] and checks["broker"]["ok"]
-    # a stale worker degrades the service (no scoring, no emails) but the site itself still serves
-    status = "ok" if serving and checks["worker"]["ok"] else ("degraded" if serving else "down")
+    # a stale worker or a stuck outbox degrades the service (no emails, no clocks) but the site
+    # itself still serves
+    healthy = checks["worker"]["ok"] and checks["outbox"]["ok"]
+    status = "ok" if serving and healthy else ("degraded" if serving else "down")
     return JsonResponse(
         {"status": status, "time": now.isoformat(), "checks": checks},
         status=200 if serving else 503,

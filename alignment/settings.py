@@ -151,6 +151,10 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+else:
+    # a web request that queues a task while the broker is down fails within a second instead of
+    # retrying for seconds: what it queues is in the outbox (or resumed by beat), nothing is lost
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5}
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -181,6 +185,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/15"),
         "options": {"expires": 10 * 60},
     },
+    # an import whose worker died (heartbeat stale) or whose message the broker lost is queued
+    # again; someone is watching its page, so this runs often (a job still running is left alone)
+    "leads-import-resume": {
+        "task": "leads.import_jobs_resume",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 4 * 60},
+    },
     # fine-tuning proposes (never activates) a version learned from last week's outcomes: won vs
     # lost, and sales' accept vs reject decisions; both managers then review it
     "scoring-tune-won": {
@@ -205,6 +216,8 @@ OUTBOX_REACTIONS: dict[str, list[str]] = {
     "scoring.activated": ["leads.scoring.tasks.activation_reaction"],
 }
 HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 180)
+# /health/ reports "degraded" when an undispatched outbox entry is older than this
+OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 300)
 # attributes fine-tuning must never learn from (besides any named post_...), e.g. call_duration
 SCORING_TUNING_EXCLUDE_ATTRIBUTES = env_list("SCORING_TUNING_EXCLUDE_ATTRIBUTES", [])
 

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from leads import selectors, services
 from leads.models import Stage
-from tests.factories import CampaignFactory, LeadFactory, TouchpointFactory
+from tests.factories import CampaignFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -29,10 +29,34 @@ def test_sales_feedback_by_campaign_counts_decisions_in_period(rep):
 
 def test_timeline_is_newest_first_and_mixes_kinds(marketer, rep):
     lead = LeadFactory(owner=rep)
-    TouchpointFactory(lead=lead, occurred_at=timezone.now() - dt.timedelta(days=2))
+    services.touchpoint_record(
+        lead=lead, kind="web_visit", occurred_at=timezone.now() - dt.timedelta(days=2), by=marketer
+    )
     services.lead_move(lead=lead, to=Stage.MQL, by=marketer)
     kinds = [e.kind for e in selectors.lead_timeline(lead=lead)]
-    assert kinds == ["stage", "touchpoint"]
+    # the first scoring gives the lead a grade: a score event of its own
+    assert kinds == ["stage", "score", "touchpoint"]
+
+
+def test_timeline_is_read_from_the_event_log_with_notes_and_who(
+    marketer, rep, sales_manager, django_assert_num_queries
+):
+    lead = LeadFactory(owner=None)
+    services.lead_update(lead=lead, changes={"company": "Engines Ltd"}, by=marketer)
+    services.lead_move(lead=lead, to=Stage.MQL, by=marketer)
+    services.touchpoint_record(
+        lead=lead, kind="call", metadata={"note": "Asked for pricing"}, by=sales_manager
+    )
+    # merges, events, touchpoints, reasons (no assignment here, so no query for the owners)
+    with django_assert_num_queries(4):
+        entries = selectors.lead_timeline(lead=lead)
+    by_title = {e.title: e for e in entries}
+    assert by_title["Call"].detail == "Asked for pricing"
+    assert by_title["Call"].who == str(sales_manager)
+    assert by_title["New → MQL"].who == str(marketer)
+    assert by_title["Changed company"].kind == "data"
+    # each move once, although it has two events (lead.stage_changed and lead.mql)
+    assert [e.title for e in entries].count("New → MQL") == 1
 
 
 def test_leads_list_search_by_email_and_company():
