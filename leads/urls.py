@@ -17,6 +17,11 @@ urlpatterns = [
     path("scoring/", scoring_views.scoring_models, name="scoring"),
     path("scoring/<int:pk>/", scoring_views.scoring_model, name="scoring_model"),
     path(
+        "scoring/<int:pk>/preview/",
+        scoring_views.scoring_model_preview,
+        name="scoring_model_preview",
+    ),
+    path(
         "scoring/<int:pk>/<slug:action>/",
         scoring_views.scoring_model_decide,
         name="scoring_model_decide",

@@ -28,6 +28,12 @@ def scoring_rescore_run(self, run_id: int) -> None:
     services.scoring_run_execute(run_id=run_id, on_crossing=_qualify)
 
 
+@shared_task(name="leads.scoring_preview", ignore_result=True)
+def scoring_preview(model_id: int) -> None:
+    """Count the leads a pending version would make MQLs, for its page."""
+    services.scoring_model_preview_record(model_id=model_id)
+
+
 @shared_task(name="leads.scoring_runs_resume", ignore_result=True)
 def scoring_runs_resume() -> None:
     """Re-queue rescores that nobody works on (a worker died, or the broker lost the message)."""

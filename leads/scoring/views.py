@@ -10,6 +10,7 @@ from alignment.lib.errors import DomainError
 from alignment.permissions import Action, can
 from leads.scoring import services
 from leads.scoring.models import ModelStatus, ScoringModel
+from leads.scoring.tasks import scoring_preview
 
 
 class DecisionForm(forms.Form):
@@ -43,6 +44,8 @@ def _model_context(request, model: ScoringModel, form: DecisionForm | None = Non
         and can(user, Action.SCORING_APPROVE)
         and not model.approvals.filter(by=user).exists(),
         "can_withdraw": model.status == ModelStatus.PROPOSED and can(user, Action.SCORING_PROPOSE),
+        "pending": model.status in (ModelStatus.DRAFT, ModelStatus.PROPOSED),
+        "preview": model.report.get("activation_preview"),
     }
 
 
@@ -76,5 +79,29 @@ def scoring_model_decide(request, pk: int, action: str):
         context = _model_context(request, model, form)
         return render(request, "leads/scoring/model.html", context, status=400)
     model.refresh_from_db()
+    if model.status == ModelStatus.PROPOSED:
+        _queue_preview(model)
     messages.success(request, f"{model} {done}; it is now {model.get_status_display()}.")
+    return redirect("leads:scoring_model", pk=pk)
+
+
+def _queue_preview(model: ScoringModel) -> bool:
+    try:
+        scoring_preview.delay(model.pk)
+    except Exception:  # the broker is down: the page says the count is not there yet
+        return False
+    return True
+
+
+@team_member_required
+@require_POST
+def scoring_model_preview(request, pk: int):
+    """Count again how many leads this pending version would make MQLs."""
+    model = get_object_or_404(
+        ScoringModel, pk=pk, status__in=(ModelStatus.DRAFT, ModelStatus.PROPOSED)
+    )
+    if _queue_preview(model):
+        messages.success(request, "Counting the leads this version would qualify; reload soon.")
+    else:
+        messages.error(request, "The task queue is not reachable right now; try again later.")
     return redirect("leads:scoring_model", pk=pk)
