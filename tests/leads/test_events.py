@@ -205,9 +205,12 @@ def test_events_are_never_updated_or_deleted_by_the_application(marketer):
 def test_postgresql_refuses_any_update_of_an_event(marketer):
     lead = LeadFactory()
     services.lead_update(lead=lead, changes={"company": "X"}, by=marketer)
-    with pytest.raises(Exception, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("UPDATE leads_leadevent SET type = 'x'")
+    with (
+        pytest.raises(Exception, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("UPDATE leads_leadevent SET type = 'x'")
 
 
 # --- the outbox and its dispatcher ---------------------------------------------------------------

@@ -72,11 +72,11 @@ def test_an_import_qualifies_the_leads_that_meet_the_definition_but_not_historic
 ):
     activate(LOW_BAR)
     content = (
-        "email,title,company_size,country,outcome\n"
-        "ada@engines.example,Director,500,DE,\n"
-        "bob@widgets.example,Student,5,US,\n"
-        "cy@gears.example,Director,500,DE,won\n"
-    ).encode()
+        b"email,title,company_size,country,outcome\n"
+        b"ada@engines.example,Director,500,DE,\n"
+        b"bob@widgets.example,Student,5,US,\n"
+        b"cy@gears.example,Director,500,DE,won\n"
+    )
     mapping = {"outcome": {"column": "outcome", "won": ["won"], "lost": ["lost"]}}
     result = leads_import(
         file=io.BytesIO(content), filename="leads.csv", by=marketer, mapping=mapping
