@@ -252,9 +252,7 @@ def main() -> None:
     print()
 
     def service_run(kind: str = RunKind.MANUAL, when=at) -> tuple[float, object]:
-        run = scoring.scoring_run_create(
-            model=active, kind=kind, batch_size=args.batch_size, enqueue=False
-        )
+        run = scoring.scoring_run_create(model=active, kind=kind, batch_size=args.batch_size)
         started = time.perf_counter()
         done = scoring.scoring_run_execute(run_id=run.pk, at=when)
         return time.perf_counter() - started, done
