@@ -31,12 +31,21 @@ class TouchpointForm(forms.Form):
     )
     note = forms.CharField(required=False, max_length=500)
 
+    def __init__(self, *args, **kwargs):
+        # the lead page holds several forms with a note: each gets ids of its own
+        kwargs.setdefault("auto_id", "id_touchpoint_%s")
+        super().__init__(*args, **kwargs)
+
 
 class AssignForm(forms.Form):
     rep = forms.ModelChoiceField(
         queryset=User.objects.filter(is_active=True, role__in=SALES_ROLES).order_by("username")
     )
     note = forms.CharField(required=False, max_length=500)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "id_assign_%s")
+        super().__init__(*args, **kwargs)
 
 
 class MergeForm(forms.Form):

@@ -15,6 +15,7 @@ from django.utils import timezone
 from alignment.middleware import WorkingTimezoneMiddleware
 from alignment.models import User
 from alignment.templatetags.datetimes import local_datetime
+from leads import services
 from leads.announcements import won_story
 from leads.forms import TouchpointForm
 from leads.models import Stage, Touchpoint, TouchpointKind
@@ -135,7 +136,8 @@ def test_lead_page_shows_the_touchpoint_time_in_the_viewers_zone(
     rep.working_timezone = zone
     rep.save(update_fields=["working_timezone"])
     lead = LeadFactory(stage=Stage.MQL, owner=rep)
-    TouchpointFactory(lead=lead, kind=TouchpointKind.CALL, occurred_at=NOON_UTC, created_by=rep)
+    # through the service, as a page would: the timeline reads its event
+    services.touchpoint_record(lead=lead, kind=TouchpointKind.CALL, occurred_at=NOON_UTC, by=rep)
     client.force_login(rep)
 
     page = client.get(reverse("leads:detail", args=[lead.pk])).content.decode()
@@ -150,7 +152,7 @@ def test_person_with_an_unknown_zone_reads_company_time(client, settings, rep):
     settings.TIME_ZONE = "Europe/Berlin"
     User.objects.filter(pk=rep.pk).update(working_timezone="Nowhere/Special")
     lead = LeadFactory(stage=Stage.MQL, owner=rep)
-    TouchpointFactory(lead=lead, kind=TouchpointKind.CALL, occurred_at=NOON_UTC)
+    services.touchpoint_record(lead=lead, kind=TouchpointKind.CALL, occurred_at=NOON_UTC, by=rep)
     client.force_login(rep)
 
     page = client.get(reverse("leads:detail", args=[lead.pk])).content.decode()

@@ -48,7 +48,7 @@ def _launch(sync_playwright):
 
 @pytest.fixture
 def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 800})
     page = context.new_page()
     yield page
     context.close()
