@@ -1,6 +1,7 @@
 """Celebrate together: a won customer is announced to marketing with what brought it in."""
 
 import logging
+import unicodedata
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -13,6 +14,20 @@ from alignment.models import MARKETING_ROLES, User
 from leads.models import Announcement, Campaign, Lead, LeadEvent, Stage
 
 logger = logging.getLogger(__name__)
+
+# long enough for a long company name and the deal value; mail clients show about 60-80 characters
+SUBJECT_MAX = 120
+TITLE_PREFIX = "New customer: "
+
+
+def _one_line(text: str, limit: int | None = None) -> str:
+    """`text` fit for a header line: control characters and line breaks become spaces, runs of
+    spaces collapse, and past `limit` characters it is cut with an ellipsis."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+    text = " ".join(text.split())
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
 
 
 def won_story(*, lead: Lead) -> dict:
@@ -27,9 +42,10 @@ def won_story(*, lead: Lead) -> dict:
         campaign_ids.add(lead.campaign_id)
     campaigns = list(Campaign.objects.filter(id__in=campaign_ids).order_by("name"))
     first = touchpoints.first()
+    # names are typed or imported by people: a line break in one must not break a subject
     return {
-        "customer": lead.company or lead.display_name,
-        "contact": lead.display_name,
+        "customer": _one_line(lead.company) or _one_line(lead.display_name),
+        "contact": _one_line(lead.display_name),
         "deal_value": str(lead.deal_value) if lead.deal_value is not None else None,
         "source": lead.source.name if lead.source_id else None,
         "campaigns": [c.name for c in campaigns],
@@ -62,7 +78,9 @@ def announcement_for_won(*, lead: Lead) -> Announcement | None:
         return existing
     story = won_story(lead=lead)
     value = f" ({story['deal_value']})" if story["deal_value"] else ""
-    title = f"New customer: {story['customer']}{value}"
+    # a long name is shortened, never the deal value
+    customer = _one_line(story["customer"], SUBJECT_MAX - len(TITLE_PREFIX) - len(value))
+    title = f"{TITLE_PREFIX}{customer}{value}"
     body = render_to_string("leads/email/won.txt", {"story": story, "lead": lead})
     try:
         with transaction.atomic():
@@ -72,11 +90,17 @@ def announcement_for_won(*, lead: Lead) -> Announcement | None:
 
 
 def announcement_email(*, announcement: Announcement) -> int:
-    """Send the announcement to every active marketer once; returns the number of recipients."""
+    """Send the announcement to every active marketer once; returns the number of recipients.
+
+    The marketers are in Bcc, so nobody's address is shown to the others (nor to whoever a reply
+    or a forward reaches); To: is the pipeline's own address, DEFAULT_FROM_EMAIL."""
     recipients = list(
-        User.objects.filter(is_active=True, role__in=MARKETING_ROLES)
-        .exclude(email="")
-        .values_list("email", flat=True)
+        dict.fromkeys(
+            User.objects.filter(is_active=True, role__in=MARKETING_ROLES)
+            .exclude(email="")
+            .order_by("pk")
+            .values_list("email", flat=True)
+        )
     )
     if not recipients:
         return 0
@@ -90,9 +114,11 @@ def announcement_email(*, announcement: Announcement) -> int:
         "site_url": settings.SITE_URL,
     }
     message = EmailMultiAlternatives(
-        subject=announcement.title,
+        # announcements written before titles were made one line may still hold a line break
+        subject=_one_line(announcement.title, SUBJECT_MAX),
         body=announcement.body,
-        to=recipients,
+        to=[settings.DEFAULT_FROM_EMAIL],
+        bcc=recipients,
     )
     message.attach_alternative(render_to_string("leads/email/won.html", context), "text/html")
     try:

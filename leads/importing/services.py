@@ -1,15 +1,24 @@
 """The CSV import of leads: one service behind the upload page (through a Celery job), the
 `import_leads` command and the task. Set-based: rows are read in batches, each batch costs one
-query for the leads it names, bulk inserts and bulk updates, and is written in one transaction."""
+query for the leads it names, bulk inserts and bulk updates, and is written in one transaction.
+
+A job whose worker died is resumed: its heartbeat (written with every batch) goes stale, the beat
+task `leads.import_jobs_resume` queues it again, and the run claims it back. A resumed job reads
+its file again from the first row; the rows its first worker committed then count as unchanged
+(an import of the same file twice changes nothing), and an all-or-nothing import or a dry run had
+written nothing, so it simply starts over. Once a job is finished its uploaded file is deleted; the
+report (counts, bad rows, message) stays on the job."""
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from alignment.lib.errors import DomainError
@@ -34,10 +43,20 @@ __all__ = [
     "RowError",
     "import_job_create",
     "import_job_run",
+    "import_jobs_stalled",
     "leads_import",
+    "resume_notes",
 ]
 
+logger = logging.getLogger(__name__)
+
 BATCH_SIZE = 2000
+# a batch takes seconds; a running job without a heartbeat for this long lost its worker
+IMPORT_STALE_AFTER = timedelta(minutes=5)
+# a job still queued after this was most likely lost by the broker: it is queued again
+IMPORT_QUEUED_AFTER = timedelta(minutes=5)
+# a file that kills its worker every time (out of memory, say) is not retried for ever
+MAX_RESUMES = 3
 
 Progress = Callable[[ImportResult], None]
 
@@ -83,9 +102,12 @@ def _pass(
 ) -> ImportResult:
     importer = Importer(plan=plan, mapping=mapping, by=by, result=result, write=write, now=now)
     for records in _batches(csv_rows(fileobj, info), batch_size):
-        importer.run_batch(records)
-        if progress:
-            progress(result)
+        # a written batch and its progress report commit together: a job's counts and heartbeat
+        # never leave out a batch that was written, nor count one that was not
+        with transaction.atomic() if write and progress else contextlib.nullcontext():
+            importer.run_batch(records)
+            if progress:
+                progress(result)
     return result
 
 
@@ -181,9 +203,9 @@ def import_job_create(
     dry_run: bool = False,
     atomic: bool = False,
 ) -> ImportJob:
-    """Store the upload and queue the job; a mapping that does not fit the file is refused now."""
-    from leads.importing.tasks import import_job_run as import_job_run_task
+    """Store the upload as a queued job; a mapping that does not fit the file is refused now.
 
+    The caller queues the task (`leads.importing.tasks.import_job_run`) after commit."""
     require(by, Action.LEAD_IMPORT)
     parsed = mapping_from_dict(mapping)
     delimiter = normalise_delimiter(delimiter) if delimiter else ""
@@ -206,7 +228,6 @@ def import_job_create(
         dry_run=dry_run,
         atomic=atomic,
     )
-    transaction.on_commit(lambda: import_job_run_task.delay(job.id))
     return job
 
 
@@ -229,25 +250,165 @@ def _job_counts(result: ImportResult) -> dict:
     }
 
 
-def import_job_run(*, job_id: int) -> None:
-    """Run a queued import job once; a second delivery of the same job does nothing."""
-    job = ImportJob.objects.select_related("created_by").filter(pk=job_id).first()
-    if job is None:
-        return
-    claimed = ImportJob.objects.filter(pk=job_id, status=ImportStatus.QUEUED).update(
-        status=ImportStatus.RUNNING, started_at=timezone.now()
+# --- running, resuming and finishing a job ---------------------------------------------------
+
+# each resume leaves one line starting with this in the job's message: the page shows them, and
+# their number caps the resumes
+RESUMED = "Resumed:"
+
+
+class _JobLost(Exception):
+    """Another worker resumed the job (this one looked dead to it): stop without writing."""
+
+
+class _Run:
+    """One worker's run of a job. The claim stamps `started_at`; every write of the run is
+    conditional on that stamp, so once a resumer has taken the job over, the old worker's next
+    write finds no row and the old worker stops (its uncommitted batch is rolled back)."""
+
+    def __init__(self, job: ImportJob, started_at: datetime, notes: list[str]):
+        self.job = job
+        self.started_at = started_at
+        self.notes = notes
+
+    def message(self, text: str) -> str:
+        return "\n".join([text, *self.notes]) if text else "\n".join(self.notes)
+
+    def write(self, **fields) -> None:
+        """Store progress and beat: a written heartbeat means the worker is alive."""
+        mine = ImportJob.objects.filter(pk=self.job.pk, started_at=self.started_at)
+        if mine.update(heartbeat_at=timezone.now(), **fields) != 1:
+            raise _JobLost
+
+    def finish(self, status: str, text: str, **fields) -> None:
+        """End the job and delete its uploaded file; the report stays on the job."""
+        self.write(
+            status=status,
+            message=self.message(text),
+            finished_at=timezone.now(),
+            file="",
+            **fields,
+        )
+        if self.job.file.name:
+            self.job.file.storage.delete(self.job.file.name)
+
+
+def resume_notes(*, message: str) -> list[str]:
+    """The lines a job's resumes left in its message, oldest first."""
+    return [line for line in message.splitlines() if line.startswith(RESUMED)]
+
+
+def _resume_note(job: ImportJob) -> str:
+    if job.dry_run or job.atomic:
+        kind = "a dry run" if job.dry_run else "all or nothing"
+        return (
+            f"{RESUMED} the worker running this import stopped before it finished; nothing had "
+            f"been written ({kind}), so the import started over."
+        )
+    if not job.processed_rows:
+        return (
+            f"{RESUMED} the worker running this import stopped before it wrote a batch; the "
+            "import started over."
+        )
+    return (
+        f"{RESUMED} the worker running this import stopped after {job.processed_rows:,} of "
+        f"{job.total_rows:,} rows ({job.created_count:,} created and {job.updated_count:,} "
+        "updated by then). The file was read again from the first row, so the rows written "
+        "before the stop count as unchanged."
     )
+
+
+def _stale(now: datetime) -> Q:
+    before = now - IMPORT_STALE_AFTER
+    # jobs that ran before heartbeats existed have none: their start tells their age
+    return Q(status=ImportStatus.RUNNING) & (
+        Q(heartbeat_at__lt=before) | Q(heartbeat_at=None, started_at__lt=before)
+    )
+
+
+def import_jobs_stalled(*, now: datetime | None = None) -> list[int]:
+    """Jobs that should be running but nobody works on: queued for a while (the broker lost the
+    message), or running with a stale heartbeat (the worker died)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # on PostgreSQL an all-or-nothing job keeps its row locked while it writes every row in one
+        # transaction (its heartbeat is not visible until then): a locked job is alive
+        return list(
+            ImportJob.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(status=ImportStatus.QUEUED, created_at__lt=now - IMPORT_QUEUED_AFTER)
+                | _stale(now)
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+
+
+def _job_claim(job_id: int) -> _Run | None:
+    """Take a queued job, or a running one whose worker died; None if it is not to be run."""
+    now = timezone.now()
+    with transaction.atomic():
+        job = (
+            ImportJob.objects.select_for_update(skip_locked=True)
+            .filter(Q(status=ImportStatus.QUEUED) | _stale(now), pk=job_id)
+            .first()
+        )
+        if job is None:
+            return None
+        notes = resume_notes(message=job.message)
+        fields = {"status": ImportStatus.RUNNING, "started_at": now, "heartbeat_at": now}
+        if job.status == ImportStatus.RUNNING:
+            notes.append(_resume_note(job))
+            fields["message"] = "\n".join(notes)
+        # the row lock decides on PostgreSQL; this condition decides on SQLite (no row locks)
+        claimed = ImportJob.objects.filter(
+            pk=job_id, status=job.status, started_at=job.started_at
+        ).update(**fields)
     if claimed != 1:
+        return None
+    if notes:
+        logger.warning("Import job %s lost its worker; resuming it (%s)", job_id, len(notes))
+    job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+    return _Run(job, now, notes)
+
+
+def import_job_run(*, job_id: int) -> None:
+    """Run a queued import job, or resume one whose worker died. A second delivery of the same
+    job, or a delivery while a live worker runs it, does nothing."""
+    run = _job_claim(job_id)
+    if run is None:
         return
-    jobs = ImportJob.objects.filter(pk=job_id)
+    try:
+        _job_execute(run)
+    except _JobLost:
+        logger.warning("Import job %s was resumed by another worker; this one stops", job_id)
+
+
+def _job_execute(run: _Run) -> None:
+    job = run.job
+    written = "nothing was written" if job.dry_run or job.atomic else "earlier batches were kept"
+    if len(run.notes) > MAX_RESUMES:
+        run.finish(
+            ImportStatus.FAILED,
+            f"Stopped: the worker running this import died {len(run.notes)} times before it "
+            f"finished (a file too large for the worker's memory?); {written}. Upload the file "
+            "again, perhaps split in parts; rows already imported count as unchanged.",
+        )
+        return
+    if not job.file.name or not job.file.storage.exists(job.file.name):
+        run.finish(
+            ImportStatus.FAILED,
+            f"The uploaded file is no longer there; {written}. Upload it again to import it.",
+        )
+        return
 
     def report(result: ImportResult) -> None:
         if result.phase == "write_all":
             # the counts of the checking pass stay on the page: this pass's writes are only
             # visible to others when its one transaction commits
-            jobs.update(message=PHASE_MESSAGES[result.phase])
+            run.write(message=run.message(PHASE_MESSAGES[result.phase]))
             return
-        jobs.update(message=PHASE_MESSAGES[result.phase], **_job_counts(result))
+        run.write(message=run.message(PHASE_MESSAGES[result.phase]), **_job_counts(result))
 
     try:
         with job.file.open("rb") as fileobj:
@@ -262,23 +423,18 @@ def import_job_run(*, job_id: int) -> None:
                 atomic=job.atomic,
                 progress=report,
             )
+    except _JobLost:
+        raise
     except DomainError as exc:
-        jobs.update(status=ImportStatus.FAILED, message=exc.message, finished_at=timezone.now())
+        run.finish(ImportStatus.FAILED, exc.message)
         return
     except Exception as exc:
-        written = (
-            "nothing was written" if job.dry_run or job.atomic else "earlier batches were kept"
-        )
-        jobs.update(
-            status=ImportStatus.FAILED,
-            message=f"The import stopped on an unexpected error ({exc.__class__.__name__}); "
-            f"{written}. Importing the file again is safe.",
-            finished_at=timezone.now(),
-        )
+        with contextlib.suppress(_JobLost):
+            run.finish(
+                ImportStatus.FAILED,
+                f"The import stopped on an unexpected error ({exc.__class__.__name__}); "
+                f"{written}. Upload the file again to retry: rows already imported count as "
+                "unchanged.",
+            )
         raise
-    jobs.update(
-        status=ImportStatus.DONE,
-        message=result.summary(),
-        finished_at=timezone.now(),
-        **_job_counts(result),
-    )
+    run.finish(ImportStatus.DONE, result.summary(), **_job_counts(result))

@@ -1,4 +1,5 @@
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -9,6 +10,7 @@ from alignment.lib.errors import DomainError
 from alignment.permissions import Action, can
 from leads.importing import services
 from leads.importing.forms import ImportForm
+from leads.importing.tasks import import_job_run
 from leads.models import ImportJob, ImportStatus
 
 RECENT_JOBS = 10
@@ -37,6 +39,7 @@ def import_upload(request):
             field = exc.field if exc.field in form.fields else None
             form.add_error(field, exc.message)
         else:
+            transaction.on_commit(lambda: import_job_run.delay(job.id))
             return redirect("leads:import_job", pk=job.pk)
     jobs = ImportJob.objects.select_related("created_by").order_by("-created_at")[:RECENT_JOBS]
     return render(
@@ -69,6 +72,7 @@ def job_status(job: ImportJob) -> dict:
         "bad_rows": job.error_count,
         "errors": job.errors,
         "message": job.message,
+        "resumed": len(services.resume_notes(message=job.message)),
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
