@@ -354,7 +354,12 @@ class Importer:
             query |= Q(external_id__in=external_ids)
         if emails:
             query |= Q(email__in=emails)
-        existing = list(Lead.objects.filter(query))
+        matched = Lead.objects.filter(query)
+        if self.write:
+            # locked (in id order, so two imports cannot deadlock) until the batch commits: a move
+            # or an intake committed meanwhile is read, not overwritten by a stale copy
+            matched = matched.select_for_update().order_by("pk")
+        existing = list(matched)
         by_external_id = {lead.external_id: lead for lead in existing if lead.external_id}
         by_email = {lead.email: lead for lead in existing if lead.email}
         source_ids = self._source_ids(rows, batch)

@@ -6,6 +6,7 @@ import io
 import pathlib
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -19,6 +20,8 @@ from leads.importing.services import leads_import
 from leads.models import (
     Announcement,
     EventType,
+    ImportJob,
+    ImportStatus,
     Lead,
     LeadEvent,
     OutboxEntry,
@@ -330,6 +333,14 @@ def test_with_the_broker_down_nothing_is_lost_and_it_is_dispatched_once_when_bac
     )
     assert response.status_code == 302
     services.lead_intake(data={"email": "new@example.com"}, system="website")
+    # and an upload: the job waits, queued, for the resume job
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("leads:import"),
+            {"file": SimpleUploadedFile("up.csv", b"email\nup@example.com\n")},
+        )
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and job.status == ImportStatus.QUEUED
     entry = OutboxEntry.objects.get()
     assert entry.dispatched_at is None and not Announcement.objects.exists()
     assert events.outbox_backlog()["pending"] == 1
