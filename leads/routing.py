@@ -23,9 +23,10 @@ Decisions worth knowing:
 - Manual assignment (`lead_assign`, sales manager or admin) may exceed the rep's capacity and may pick
   an unavailable rep: the manager decides. It does not move pool pass values, but the extra open
   lead counts against the rep's capacity, so routing sends them less until they are below it.
-- Conditions: see `validate_conditions`. A missing value (attribute absent, null, or a blank text
-  field) matches no operator except `exists: false`; `ne` and `not_in` do not match it either, as in
-  SQL: an unknown country is not "not US". Route such leads with an explicit `exists: false` rule.
+- Conditions: evaluated by `leads.conditions`, the evaluator scoring uses too (see
+  `validate_conditions`). A missing value (attribute absent, null, or a blank text field) matches
+  no operator except `exists: false`; `ne` and `not_in` do not match it either, as in SQL: an
+  unknown country is not "not US". Route such leads with an explicit `exists: false` rule.
 - A rule whose stored conditions are invalid (e.g. edited around the validation) never matches; it is
   logged, and routing carries on with the next rule rather than failing the MQL transition.
 - Concurrency: the applicable rules and their eligible members are locked (SELECT ... FOR UPDATE, in
@@ -35,12 +36,8 @@ Decisions worth knowing:
 """
 
 import logging
-import math
-import operator
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -50,6 +47,14 @@ from django.utils import timezone
 from alignment.lib.errors import DomainError
 from alignment.models import SALES_ROLES, User
 from alignment.permissions import Action, require
+from leads.conditions import (
+    ATTRIBUTE_PREFIX,
+    MISSING,
+    NUMBER,
+    TEXT,
+    compile_condition,
+    condition_problem,
+)
 from leads.models import (
     LEAD_TEXT_FIELDS,
     OPEN_SALES_STAGES,
@@ -57,28 +62,18 @@ from leads.models import (
     AssignmentRule,
     Lead,
     PoolMember,
-    normalise_key,
 )
 
 logger = logging.getLogger(__name__)
 
 ROUTING_SYSTEM = "routing"
-ATTRIBUTE_PREFIX = "attributes."
 
 # Lead fields a condition may test; `source` compares with Source.key, `campaign` with its name.
 TEXT_FIELDS = frozenset({*LEAD_TEXT_FIELDS, "email", "source", "campaign", "stage", "grade"})
 NUMBER_FIELDS = frozenset(
     {"company_size", "fit_score", "engagement_score", "score", "mql_count", "deal_value"}
 )
-LEAD_FIELDS = TEXT_FIELDS | NUMBER_FIELDS
-
-OPS = ("eq", "ne", "in", "not_in", "contains", "gte", "lte", "gt", "lt", "between", "exists")
-_ORDERING: dict[str, Callable[[Any, Any], bool]] = {
-    "gte": operator.ge,
-    "lte": operator.le,
-    "gt": operator.gt,
-    "lt": operator.lt,
-}
+LEAD_FIELDS = {**dict.fromkeys(TEXT_FIELDS, TEXT), **dict.fromkeys(NUMBER_FIELDS, NUMBER)}
 # pass values are sums of 1/weight: round before comparing so float noise does not break ties
 _PASS_DIGITS = 9
 
@@ -89,109 +84,16 @@ class RoutingError(DomainError):
 
 # --- conditions --------------------------------------------------------------------------------
 
-_MISSING = object()
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return isinstance(value, int | Decimal)
-
-
-def _is_scalar(value: Any) -> bool:
-    return isinstance(value, str | bool) or _is_number(value)
-
-
-def _as_number(value: Any) -> float | None:
-    if _is_number(value):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
-
-
-def _comparable(a: Any, b: Any) -> tuple[Any, Any] | None:
-    """Both sides in one comparable form, or None when they cannot be compared.
-
-    Numbers compare as numbers (a numeric string counts: CSV imports are not always typed), text
-    case-insensitively and without surrounding blanks, booleans only with booleans."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return (a, b) if isinstance(a, bool) and isinstance(b, bool) else None
-    if _is_number(a) or _is_number(b):
-        x, y = _as_number(a), _as_number(b)
-        return None if x is None or y is None else (x, y)
-    if isinstance(a, str) and isinstance(b, str):
-        return a.strip().casefold(), b.strip().casefold()
-    return None
-
-
-def _equal(a: Any, b: Any) -> bool:
-    pair = _comparable(a, b)
-    return pair is not None and pair[0] == pair[1]
-
-
-def _ordered(op: str, a: Any, b: Any) -> bool:
-    pair = _comparable(a, b)
-    if pair is None or isinstance(pair[0], bool):
-        return False
-    return _ORDERING[op](pair[0], pair[1])
-
 
 def _lead_value(lead: Lead, field: str) -> Any:
     if field.startswith(ATTRIBUTE_PREFIX):
         attributes = lead.attributes if isinstance(lead.attributes, dict) else {}
-        value = attributes.get(field.removeprefix(ATTRIBUTE_PREFIX), _MISSING)
-    elif field == "source":
-        value = lead.source.key if lead.source else None
-    elif field == "campaign":
-        value = lead.campaign.name if lead.campaign else None
-    else:
-        value = getattr(lead, field)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return _MISSING
-    return value
-
-
-def _condition_value(field: str, value: Any) -> Any:
-    # "Google Ads" in a rule finds the source whose key is google_ads
+        return attributes.get(field.removeprefix(ATTRIBUTE_PREFIX), MISSING)
     if field == "source":
-        if isinstance(value, str):
-            return normalise_key(value)
-        if isinstance(value, list):
-            return [normalise_key(v) if isinstance(v, str) else v for v in value]
-    return value
-
-
-def _condition_matches(condition: dict, lead: Lead) -> bool:
-    field, op = condition["field"], condition["op"]
-    expected = _condition_value(field, condition["value"])
-    actual = _lead_value(lead, field)
-    if op == "exists":
-        return (actual is not _MISSING) is expected
-    if actual is _MISSING:
-        return False
-    if op == "eq":
-        return _equal(actual, expected)
-    if op == "ne":
-        return not _equal(actual, expected)
-    if op == "in":
-        return any(_equal(actual, v) for v in expected)
-    if op == "not_in":
-        return not any(_equal(actual, v) for v in expected)
-    if op == "contains":
-        if isinstance(actual, list):  # an imported list attribute: membership
-            return any(_equal(item, expected) for item in actual)
-        return isinstance(actual, str) and expected.casefold() in actual.casefold()
-    if op == "between":
-        low, high = expected
-        return _ordered("gte", actual, low) and _ordered("lte", actual, high)
-    return _ordered(op, actual, expected)
+        return lead.source.key if lead.source else None
+    if field == "campaign":
+        return lead.campaign.name if lead.campaign else None
+    return getattr(lead, field)
 
 
 def _condition_problem(condition: Any) -> str | None:
@@ -201,55 +103,7 @@ def _condition_problem(condition: Any) -> str | None:
     unknown = sorted(set(condition) - {"field", "op", "value"})
     if unknown:
         return f"has unknown keys {', '.join(unknown)} (allowed: field, op, value)"
-    field, op = condition.get("field"), condition.get("op")
-    if not isinstance(field, str) or not field:
-        return "needs a field"
-    if field.startswith(ATTRIBUTE_PREFIX):
-        if not field.removeprefix(ATTRIBUTE_PREFIX):
-            return "names no attribute: write attributes.<key>"
-    elif field not in LEAD_FIELDS:
-        return (
-            f"tests an unknown field {field!r}: use one of {', '.join(sorted(LEAD_FIELDS))} "
-            "or attributes.<key>"
-        )
-    if op not in OPS:
-        return f"has an unknown op {op!r}: use one of {', '.join(OPS)}"
-    if "value" not in condition:
-        return "needs a value"
-    value = condition["value"]
-    numeric = field in NUMBER_FIELDS
-    kind = "a number" if numeric else "a text, number or true/false"
-
-    def fits(v: Any) -> bool:
-        return _is_number(v) if numeric else _is_scalar(v)
-
-    if op in ("eq", "ne"):
-        return None if fits(value) else f"needs {kind} as value"
-    if op in ("in", "not_in"):
-        if isinstance(value, list) and value and all(fits(v) for v in value):
-            return None
-        return f"needs a non-empty list of values, each {kind}"
-    if op == "contains":
-        if numeric:
-            return "cannot use contains on a number field"
-        return None if isinstance(value, str) and value.strip() else "needs a non-empty text"
-    if op == "exists":
-        return None if isinstance(value, bool) else "needs true or false as value"
-    ordered_kind = "a number" if numeric else "a number or a text"
-
-    def orderable(v: Any) -> bool:
-        return _is_number(v) or (not numeric and isinstance(v, str))
-
-    if op == "between":
-        if not (isinstance(value, list) and len(value) == 2 and all(map(orderable, value))):
-            return f"needs [low, high], each {ordered_kind}"
-        pair = _comparable(*value)
-        if pair is None:
-            return "needs low and high of the same kind"
-        if pair[0] > pair[1]:
-            return "has low above high"
-        return None
-    return None if orderable(value) else f"needs {ordered_kind} as value"
+    return condition_problem(condition, fields=LEAD_FIELDS)
 
 
 def validate_conditions(conditions: list) -> None:
@@ -257,10 +111,10 @@ def validate_conditions(conditions: list) -> None:
 
     A condition is {"field": ..., "op": ..., "value": ...}; all must match, and [] matches every
     lead. `field` is a lead field (see LEAD_FIELDS; `source` is the source key, `campaign` the
-    campaign name) or `attributes.<key>`. Ops: eq, ne, in, not_in (lists), contains
-    (case-insensitive substring; membership for a list attribute), gte, lte, gt, lt,
-    between ([low, high], inclusive), exists (true/false). Text compares case-insensitively;
-    numbers as numbers (a numeric text attribute counts as its number)."""
+    campaign name) or `attributes.<key>`. Ops and semantics are those of `leads.conditions`:
+    eq, ne, in, not_in (lists), contains (substring; membership for a list attribute), gt, gte,
+    lt, lte, between ([low, high], inclusive), exists (true/false); text compares case-folded,
+    numbers as numbers (a numeric text counts as its number)."""
     if not isinstance(conditions, list):
         raise RoutingError(
             'Conditions must be a list of {"field", "op", "value"} objects.', field="conditions"
@@ -285,7 +139,12 @@ def rule_matches(*, rule: AssignmentRule, lead: Lead) -> bool:
     except RoutingError as error:
         logger.warning("Routing rule %r (id %s) is skipped: %s", rule.name, rule.pk, error.message)
         return False
-    return all(_condition_matches(condition, lead) for condition in rule.conditions)
+    return all(
+        compile_condition(c["op"], c["value"], field=c["field"]).matches(
+            _lead_value(lead, c["field"])
+        )
+        for c in rule.conditions
+    )
 
 
 # --- routing -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What a scoring model version says, and how one rule is evaluated, in Python and in SQL.
+"""What a scoring model version says, and how one rule is evaluated (its SQL: leads.scoring.sql).
 
 A version's spec (stored on ScoringModel, validated by `validate_spec`):
 
@@ -18,91 +18,61 @@ A version's spec (stored on ScoringModel, validated by `validate_spec`):
       ],
     }
 
-Fit rules test a lead field or `attributes.<key>`. Every matching rule counts; points are whole
-numbers, negative ones allowed. A group's sum is limited from above by its cap (no cap: no limit).
-Operators:
-- `exists` (true/false): a value is present. Missing means absent, null, or blank text; every other
-  operator is false on a missing value.
-- `eq` / `in`: text compares case-insensitively without surrounding blanks; a number compares as a
-  number (a numeric text such as "120" counts as 120); true/false only equals true/false.
-- `contains`: case-insensitive substring of a text value; a list means "any of these".
-- `gt`, `gte`, `lt`, `lte`, `between` ([low, high], inclusive): numbers only.
+Fit rules are conditions (`leads.conditions`, the evaluator routing uses too) on a lead field or
+`attributes.<key>`: ops eq, ne, in, not_in, contains, gt, gte, lt, lte, between, exists, with the
+values, normalisation and missing-value semantics documented there (a missing value matches
+nothing but `exists: false`; text compares case-folded; a numeric text counts as its number).
+Every matching rule counts; points are whole numbers, negative ones allowed. A group's sum is
+limited from above by its cap (no cap: no limit).
 Engagement rules match a touchpoint kind, optionally one campaign (id) and metadata values (`eq`
 semantics, all must match). Every matching rule counts once per touchpoint.
 
-The same semantics are compiled to SQL (`fit_rule_sql`, `engagement_rule_sql`) for the set-based
-rescore; tests check both agree on PostgreSQL. Values always travel as query parameters.
+The same rules are compiled to SQL (`leads.scoring.sql`: `fit_rule_sql`, `engagement_rule_sql`)
+for the set-based rescore; where SQL cannot decide a rule (text that is not ASCII) it answers NULL
+and the rescore scores that lead in Python. Values always travel as query parameters.
 """
 
 import json
-import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from alignment.lib.errors import DomainError
+from leads.conditions import (
+    ATTRIBUTE_PREFIX,
+    MISSING,
+    NUMBER,
+    SOURCE_FIELD,
+    TEXT,
+    Condition,
+    compile_condition,
+    condition_problem,
+    is_real_number,
+    value_problem,
+)
+from leads.conditions import as_number as as_number  # tuning reads values as fit rules do
+from leads.conditions import is_missing as is_missing
+from leads.conditions import norm_text as norm_text
 from leads.models import LEAD_TEXT_FIELDS, TouchpointKind, normalise_key
 
-ATTRIBUTE_PREFIX = "attributes."
 TEXT_FIELDS = frozenset({*LEAD_TEXT_FIELDS, "email"})
 NUMBER_FIELDS = frozenset({"company_size"})
-# the lead's source, compared by its key (`google_ads`)
-SOURCE_FIELD = "source"
-FIT_FIELDS = TEXT_FIELDS | NUMBER_FIELDS | {SOURCE_FIELD}
-FIT_OPS = ("eq", "in", "contains", "gt", "gte", "lt", "lte", "between", "exists")
-ORDER_OPS = ("gt", "gte", "lt", "lte")
+# what each field a fit rule may test holds; `source` is the lead's source key (`google_ads`)
+FIT_FIELDS: Mapping[str, str] = {
+    **dict.fromkeys(TEXT_FIELDS, TEXT),
+    **dict.fromkeys(NUMBER_FIELDS, NUMBER),
+    SOURCE_FIELD: TEXT,
+}
 UNCAPPED = "_"  # engagement bucket of every rule whose group has no cap
 GROUP_NAME = re.compile(r"[a-z][a-z0-9_]{0,49}")
 GRADES = ("A", "B", "C", "D")
 SETTINGS = ("half_life_days", "mql_total", "mql_fit", "grade_a", "grade_b", "grade_c")
 
-# blanks around text: the same characters in Python and in SQL (btrim)
-WS = " \t\n\r\f\v"
-# a number written as text; bounded so that PostgreSQL's float8 cast can never overflow
-NUMERIC_TEXT = f"[{WS}]*[-+]?(?:[0-9]{{1,30}}(?:\\.[0-9]*)?|\\.[0-9]{{1,30}})[{WS}]*"
-_NUMERIC_TEXT = re.compile(NUMERIC_TEXT)
-NUMERIC_TEXT_SQL = f"^{NUMERIC_TEXT}$"
-NUMBER_LIMIT = 1e300
-
 
 class ScoringError(DomainError):
     """A scoring model or a move of one was refused; the message says why."""
-
-
-# --- values ---------------------------------------------------------------------------------------
-
-MISSING = object()
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int | float | Decimal):
-        try:
-            return math.isfinite(value) and abs(value) < NUMBER_LIMIT
-        except (OverflowError, ValueError):
-            return False
-    return False
-
-
-def as_number(value: Any) -> float | None:
-    """A number, or a text that spells one; None for anything else."""
-    if _is_number(value):
-        return float(value)
-    if isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value):
-        return float(value.strip(WS))
-    return None
-
-
-def is_missing(value: Any) -> bool:
-    return value is MISSING or value is None or (isinstance(value, str) and not value.strip(WS))
-
-
-def norm_text(value: str) -> str:
-    return value.strip(WS).lower()
 
 
 def lead_values(lead: Any, *, source_key: str | None = None) -> dict[str, Any]:
@@ -120,67 +90,6 @@ def _value_of(values: Mapping[str, Any], field_name: str) -> Any:
     return values.get(field_name)
 
 
-def _equals(actual: Any, expected: Any) -> bool:
-    """`expected` is normalised: lower-case text, float, or bool."""
-    if isinstance(expected, bool):
-        return isinstance(actual, bool) and actual is expected
-    if isinstance(expected, float):
-        number = as_number(actual)
-        return number is not None and number == expected
-    return isinstance(actual, str) and norm_text(actual) == expected
-
-
-def condition_matches(op: str, expected: Any, actual: Any) -> bool:
-    """One compiled condition against one value (see the module docstring)."""
-    if op == "exists":
-        return (not is_missing(actual)) is expected
-    if is_missing(actual):
-        return False
-    if op == "eq":
-        return _equals(actual, expected)
-    if op == "in":
-        return any(_equals(actual, v) for v in expected)
-    if op == "contains":
-        if not isinstance(actual, str):
-            return False
-        text = actual.lower()
-        return any(needle in text for needle in expected)
-    number = as_number(actual)
-    if number is None:
-        return False
-    if op == "between":
-        return expected[0] <= number <= expected[1]
-    if op == "gt":
-        return number > expected
-    if op == "gte":
-        return number >= expected
-    if op == "lt":
-        return number < expected
-    return number <= expected  # lte
-
-
-def _compile_value(op: str, value: Any) -> Any:
-    def one(v: Any) -> Any:
-        if isinstance(v, bool):
-            return v
-        if _is_number(v):
-            return float(v)
-        return norm_text(v)
-
-    if op == "exists":
-        return bool(value)
-    if op == "eq":
-        return one(value)
-    if op == "in":
-        return tuple(one(v) for v in value)
-    if op == "contains":
-        # not stripped: " vp " may be written on purpose to skip "mvp"
-        return tuple(v.lower() for v in ([value] if isinstance(value, str) else value))
-    if op == "between":
-        return (float(value[0]), float(value[1]))
-    return float(value)
-
-
 # --- compiled model -------------------------------------------------------------------------------
 
 
@@ -193,10 +102,10 @@ class FitRule:
     value: Any
     points: int
     group: str
-    expected: Any
+    condition: Condition
 
     def matches(self, values: Mapping[str, Any]) -> bool:
-        return condition_matches(self.op, self.expected, _value_of(values, self.field))
+        return self.condition.matches(_value_of(values, self.field))
 
 
 @dataclass(frozen=True)
@@ -205,7 +114,7 @@ class EngagementRule:
     label: str
     kind: str
     campaign: int | None
-    metadata: tuple[tuple[str, Any], ...]
+    metadata: tuple[tuple[str, Condition], ...]  # each an eq condition on one metadata key
     points: int
     group: str
     bucket: str  # the anchored-sum key: the group when it has a cap, else UNCAPPED
@@ -217,7 +126,7 @@ class EngagementRule:
             return False
         if self.metadata:
             data = metadata if isinstance(metadata, dict) else {}
-            return all(condition_matches("eq", v, data.get(k, MISSING)) for k, v in self.metadata)
+            return all(c.matches(data.get(k, MISSING)) for k, c in self.metadata)
         return True
 
 
@@ -309,7 +218,7 @@ def compile_spec(
             value=r["value"],
             points=int(r["points"]),
             group=r.get("group", ""),
-            expected=_compile_value(r["op"], r["value"]),
+            condition=compile_condition(r["op"], r["value"], field=r["field"]),
         )
         for r in spec.get("fit_rules") or ()
     )
@@ -320,7 +229,8 @@ def compile_spec(
             kind=r["kind"],
             campaign=r.get("campaign"),
             metadata=tuple(
-                (k, _compile_value("eq", v)) for k, v in sorted((r.get("metadata") or {}).items())
+                (k, compile_condition("eq", v))
+                for k, v in sorted((r.get("metadata") or {}).items())
             ),
             points=int(r["points"]),
             group=r.get("group", ""),
@@ -358,7 +268,9 @@ def _show(value: Any) -> str:
 def fit_rule_label(rule: Mapping[str, Any]) -> str:
     words = {
         "eq": "is",
+        "ne": "is not",
         "in": "is one of",
+        "not_in": "is none of",
         "contains": "contains",
         "gt": ">",
         "gte": "≥",
@@ -416,55 +328,6 @@ def _group(rule: dict, problems: _Problems) -> str:
     return group
 
 
-def _check_fit_value(op: str, field_name: str, value: Any, problems: _Problems) -> Any:
-    is_attribute = field_name.startswith(ATTRIBUTE_PREFIX)
-    numeric = field_name in NUMBER_FIELDS
-    textual = field_name in TEXT_FIELDS or field_name == SOURCE_FIELD
-
-    def scalar_ok(v: Any) -> bool:
-        if numeric:
-            return _is_number(v)
-        if textual:
-            return isinstance(v, str) and bool(v.strip(WS))
-        return isinstance(v, bool) or _is_number(v) or (isinstance(v, str) and bool(v.strip(WS)))
-
-    kind = "a number" if numeric else ("a text" if textual else "a text, a number or true/false")
-    if op == "exists":
-        if not isinstance(value, bool):
-            raise problems.error("needs true or false as value")
-        return value
-    if op == "eq":
-        if not scalar_ok(value):
-            raise problems.error(f"needs {kind} as value")
-        return value
-    if op == "in":
-        if not (isinstance(value, list) and value and all(scalar_ok(v) for v in value)):
-            raise problems.error(f"needs a non-empty list of values, each {kind}")
-        return value
-    if op == "contains":
-        if numeric:
-            raise problems.error("cannot use contains on a number")
-        needles = [value] if isinstance(value, str) else value
-        if not (
-            isinstance(needles, list)
-            and needles
-            and all(isinstance(n, str) and n.strip(WS) for n in needles)
-        ):
-            raise problems.error("needs a text or a non-empty list of texts")
-        return value
-    if textual and not is_attribute:
-        raise problems.error(f"cannot compare {field_name} as a number")
-    if op == "between":
-        if not (isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))):
-            raise problems.error("needs [low, high], two numbers")
-        if value[0] > value[1]:
-            raise problems.error("has low above high")
-        return value
-    if not _is_number(value):
-        raise problems.error("needs a number as value")
-    return value
-
-
 def _fit_rule(rule: Any, number: int) -> dict:
     problems = _Problems("Fit rule", number, rule)
     if not isinstance(rule, dict):
@@ -472,21 +335,10 @@ def _fit_rule(rule: Any, number: int) -> dict:
     unknown = set(rule) - {"key", "label", "field", "op", "value", "points", "group"}
     if unknown:
         raise problems.error(f"has unknown keys {', '.join(sorted(unknown))}")
-    field_name = rule.get("field")
-    if not isinstance(field_name, str) or not (
-        field_name in FIT_FIELDS
-        or (field_name.startswith(ATTRIBUTE_PREFIX) and field_name.removeprefix(ATTRIBUTE_PREFIX))
-    ):
-        raise problems.error(
-            f"tests an unknown field {field_name!r}: use one of "
-            f"{', '.join(sorted(FIT_FIELDS))} or attributes.<key>"
-        )
-    op = rule.get("op")
-    if op not in FIT_OPS:
-        raise problems.error(f"has an unknown op {op!r}: use one of {', '.join(FIT_OPS)}")
-    if "value" not in rule:
-        raise problems.error("needs a value")
-    value = _check_fit_value(op, field_name, rule["value"], problems)
+    problem = condition_problem(rule, fields=FIT_FIELDS)
+    if problem:
+        raise problems.error(problem)
+    field_name, op, value = rule["field"], rule["op"], rule["value"]
     clean = {
         "key": "",
         "label": "",
@@ -518,9 +370,7 @@ def _engagement_rule(rule: Any, number: int) -> dict:
         raise problems.error("names a campaign by something other than its id")
     metadata = rule.get("metadata") or {}
     if not isinstance(metadata, dict) or not all(
-        isinstance(k, str)
-        and k
-        and (isinstance(v, bool) or _is_number(v) or (isinstance(v, str) and v.strip(WS)))
+        isinstance(k, str) and k and value_problem("eq", v, kind=None) is None
         for k, v in metadata.items()
     ):
         raise problems.error("needs metadata as {key: text, number or true/false}")
@@ -555,7 +405,7 @@ def validate_spec(spec: Any) -> dict:
     if unknown:
         raise ScoringError(f"Unknown settings: {', '.join(sorted(unknown))}.")
     half_life = spec.get("half_life_days")
-    if not _is_number(half_life) or not 0.01 <= half_life <= 3650:
+    if not is_real_number(half_life) or not 0.01 <= half_life <= 3650:
         raise ScoringError(
             "half_life_days must be a number of days between 0.01 and 3650.",
             field="half_life_days",
@@ -686,134 +536,3 @@ def spec_diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict:
         "engagement_rules": engagement,
         "summary": "; ".join(parts) or "no changes",
     }
-
-
-# --- SQL ------------------------------------------------------------------------------------------
-
-
-class SqlParams:
-    """Named parameters for one statement: every value goes through the driver, never the text."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def __call__(self, value: Any) -> str:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return f"%({name})s"
-
-
-def _text_sql(op: str, expected: Any, text: str, p: SqlParams) -> str:
-    """`text` is a SQL text expression that may be NULL."""
-    if op == "contains":
-        return "(" + " OR ".join(f"strpos(lower({text}), {p(n)}) > 0" for n in expected) + ")"
-    values = [expected] if op == "eq" else list(expected)
-    return f"lower(btrim({text}, {p(WS)})) = ANY({p(values)}::text[])"
-
-
-def _json_sql(op: str, expected: Any, doc: str, key: str, p: SqlParams) -> str:
-    """One condition on `doc -> key` of a jsonb column."""
-    k = p(key)
-    node, text = f"({doc} -> {k})", f"({doc} ->> {k})"
-    typ = f"jsonb_typeof({node})"
-    missing = (
-        f"(coalesce({typ}, 'null') = 'null' OR ({typ} = 'string' AND btrim({text}, {p(WS)}) = ''))"
-    )
-    number = (
-        f"(CASE WHEN {typ} = 'number' THEN CASE WHEN abs({node}::numeric) < {p(NUMBER_LIMIT)} "
-        f"THEN {node}::numeric::float8 END "
-        f"WHEN {typ} = 'string' AND {text} ~ {p(NUMERIC_TEXT_SQL)} "
-        f"THEN btrim({text}, {p(WS)})::float8 END)"
-    )
-    if op == "exists":
-        return f"(NOT {missing})" if expected else missing
-
-    def equals(values: list) -> str:
-        parts = []
-        texts = [v for v in values if isinstance(v, str)]
-        numbers = [v for v in values if isinstance(v, float)]
-        bools = [v for v in values if isinstance(v, bool)]
-        if texts:
-            parts.append(f"({typ} = 'string' AND {_text_sql('in', texts, text, p)})")
-        if numbers:
-            parts.append(f"{number} = ANY({p(numbers)}::float8[])")
-        if bools:
-            parts.append(
-                f"({typ} = 'boolean' AND {text} = ANY({p(['true' if b else 'false' for b in bools])}::text[]))"
-            )
-        return "(" + " OR ".join(parts) + ")"
-
-    if op == "eq":
-        return equals([expected])
-    if op == "in":
-        return equals(list(expected))
-    if op == "contains":
-        return f"({typ} = 'string' AND {_text_sql(op, expected, text, p)})"
-    return _number_sql(op, expected, number, p)
-
-
-def _number_sql(op: str, expected: Any, number: str, p: SqlParams) -> str:
-    if op == "between":
-        return f"({number} BETWEEN {p(expected[0])}::float8 AND {p(expected[1])}::float8)"
-    if op in ("eq", "in"):
-        values = [expected] if op == "eq" else list(expected)
-        return f"({number})::float8 = ANY({p(values)}::float8[])"
-    sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
-    return f"(({number})::float8 {sign} {p(expected)}::float8)"
-
-
-def fit_rule_sql(
-    rule: FitRule, p: SqlParams, *, lead: str = "l", source_key: str = "src.key"
-) -> str:
-    """A boolean SQL expression: does the rule match the lead row aliased `lead`? `source_key` is
-    an expression for the lead's source key (e.g. a column of a LEFT JOIN to leads_source), used
-    only by rules on the source."""
-    op, expected = rule.op, rule.expected
-    if rule.field.startswith(ATTRIBUTE_PREFIX):
-        return _json_sql(op, expected, f"{lead}.attributes", rule.field[len(ATTRIBUTE_PREFIX) :], p)
-    if rule.field in NUMBER_FIELDS:
-        column = f'{lead}."{rule.field}"'
-        if op == "exists":
-            return f"({column} IS NOT NULL)" if expected else f"({column} IS NULL)"
-        return _number_sql(op, expected, column, p)
-    column = source_key if rule.field == SOURCE_FIELD else f'{lead}."{rule.field}"'
-    if op == "exists":
-        blank = f"(btrim(coalesce({column}, ''), {p(WS)}) = '')"
-        return f"(NOT {blank})" if expected else blank
-    return _text_sql(op, expected, column, p)
-
-
-def engagement_rule_sql(rule: EngagementRule, p: SqlParams, *, tp: str = "tp") -> str:
-    """A boolean SQL expression: does the rule match the touchpoint row aliased `tp`?"""
-    parts = [f"{tp}.kind = {p(rule.kind)}"]
-    if rule.campaign is not None:
-        parts.append(f"{tp}.campaign_id = {p(rule.campaign)}")
-    for key, value in rule.metadata:
-        parts.append(_json_sql("eq", value, f"{tp}.metadata", key, p))
-    return "(" + " AND ".join(parts) + ")"
-
-
-def fit_score_sql(
-    model: CompiledModel, p: SqlParams, *, lead: str = "l", source_key: str = "src.key"
-) -> str:
-    """The fit score of the lead row as one integer SQL expression, caps applied."""
-    ungrouped: list[str] = []
-    groups: dict[str, list[str]] = defaultdict(list)
-    for rule in model.fit_rules:
-        term = f"CASE WHEN {fit_rule_sql(rule, p, lead=lead, source_key=source_key)} THEN {p(rule.points)}::integer ELSE 0 END"
-        if model.cap(rule.group) is None:
-            ungrouped.append(term)
-        else:
-            groups[rule.group].append(term)
-    terms = ungrouped + [
-        f"LEAST({p(model.group_caps[g])}::integer, {' + '.join(ts)})" for g, ts in groups.items()
-    ]
-    return "(" + (" + ".join(terms) if terms else "0") + ")"
-
-
-def grade_sql(model: CompiledModel, fit: str, p: SqlParams) -> str:
-    return (
-        f"CASE WHEN {fit} >= {p(model.grade_a)}::integer THEN 'A' "
-        f"WHEN {fit} >= {p(model.grade_b)}::integer THEN 'B' "
-        f"WHEN {fit} >= {p(model.grade_c)}::integer THEN 'C' ELSE 'D' END"
-    )

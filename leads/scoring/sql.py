@@ -2,11 +2,15 @@
 caller.
 
 PostgreSQL: one statement per batch, generated from the model's rules; every rule value, point,
-cap and threshold is a query parameter (see rules.SqlParams), only the shape of the statement is
+cap and threshold is a query parameter (see conditions.SqlParams), only the shape of the statement is
 generated. Its shape: `UPDATE leads_lead SET (...) = (SELECT fit, aggregates over the lead's
 touchpoints) WHERE id BETWEEN lo AND hi`. On 1M leads / 10.7M touchpoints this took 34 s in
 batches of 5000, against 57 s for the same batches written as `UPDATE ... FROM (lead rows LEFT
 JOIN (SELECT ... GROUP BY lead_id))` (a self-join and a sort per batch).
+Where SQL cannot decide a rule for a lead (it compares a text that is not ASCII, and only Python
+folds case exactly: see leads.conditions), the rule's SQL is NULL; a first query picks those leads
+of the batch (`python_leads_statement`), the statement leaves them out, and they are scored in
+Python. So every stored score is the one the Python evaluator gives.
 Other databases (SQLite): the same result computed in Python over the batch (`rescore_batch_python`),
 with the very functions the real-time path uses.
 
@@ -22,6 +26,14 @@ from typing import Any
 
 from django.db import connection
 
+from leads.conditions import (
+    ATTRIBUTE_PREFIX,
+    SOURCE_FIELD,
+    SqlParams,
+    SqlValue,
+    condition_sql,
+    undecided_possible_sql,
+)
 from leads.models import Lead, ScoreSnapshot, Touchpoint
 from leads.scoring.engagement import (
     FUTURE_TOLERANCE,
@@ -31,17 +43,78 @@ from leads.scoring.engagement import (
 )
 from leads.scoring.models import SnapshotKind
 from leads.scoring.rules import (
+    NUMBER_FIELDS,
     UNCAPPED,
     CompiledModel,
-    SqlParams,
-    engagement_rule_sql,
-    fit_score_sql,
-    grade_sql,
+    EngagementRule,
+    FitRule,
     lead_values,
 )
 
 # a model-change snapshot is kept when the total moved by at least this much (or fit/grade changed)
 SNAPSHOT_MIN_CHANGE = 0.5
+SOURCE_KEY_SQL = "(SELECT src.key FROM leads_source src WHERE src.id = l.source_id)"
+
+
+def fit_rule_value(
+    rule: FitRule, p: SqlParams, *, lead: str = "l", source_key: str = "src.key"
+) -> SqlValue:
+    """Where SQL reads the value the rule tests on the lead row aliased `lead`. `source_key` is
+    an expression for the lead's source key (e.g. a column of a LEFT JOIN to leads_source)."""
+    if rule.field.startswith(ATTRIBUTE_PREFIX):
+        key = rule.field.removeprefix(ATTRIBUTE_PREFIX)
+        return SqlValue.json_key(f"{lead}.attributes", key, p)
+    if rule.field in NUMBER_FIELDS:
+        return SqlValue("integer", f'{lead}."{rule.field}"')
+    column = source_key if rule.field == SOURCE_FIELD else f'{lead}."{rule.field}"'
+    return SqlValue("text", column)
+
+
+def fit_rule_sql(
+    rule: FitRule, p: SqlParams, *, lead: str = "l", source_key: str = "src.key"
+) -> str:
+    """A boolean SQL expression: does the rule match the lead row aliased `lead`? NULL when only
+    Python can tell (see leads.conditions)."""
+    value = fit_rule_value(rule, p, lead=lead, source_key=source_key)
+    return condition_sql(rule.condition, value, p)
+
+
+def engagement_rule_sql(rule: EngagementRule, p: SqlParams, *, tp: str = "tp") -> str:
+    """A boolean SQL expression: does the rule match the touchpoint row aliased `tp`? NULL when
+    only Python can tell."""
+    parts = [f"{tp}.kind = {p(rule.kind)}"]
+    if rule.campaign is not None:
+        parts.append(f"{tp}.campaign_id = {p(rule.campaign)}")
+    for key, condition in rule.metadata:
+        parts.append(condition_sql(condition, SqlValue.json_key(f"{tp}.metadata", key, p), p))
+    return "(" + " AND ".join(parts) + ")"
+
+
+def fit_score_sql(
+    model: CompiledModel, p: SqlParams, *, lead: str = "l", source_key: str = "src.key"
+) -> str:
+    """The fit score of the lead row as one integer SQL expression, caps applied. Exact for a
+    lead on which no rule is NULL (`fit_rule_sql`); the rescore scores the others in Python."""
+    ungrouped: list[str] = []
+    groups: dict[str, list[str]] = defaultdict(list)
+    for rule in model.fit_rules:
+        term = f"CASE WHEN {fit_rule_sql(rule, p, lead=lead, source_key=source_key)} THEN {p(rule.points)}::integer ELSE 0 END"
+        if model.cap(rule.group) is None:
+            ungrouped.append(term)
+        else:
+            groups[rule.group].append(term)
+    terms = ungrouped + [
+        f"LEAST({p(model.group_caps[g])}::integer, {' + '.join(ts)})" for g, ts in groups.items()
+    ]
+    return "(" + (" + ".join(terms) if terms else "0") + ")"
+
+
+def grade_sql(model: CompiledModel, fit: str, p: SqlParams) -> str:
+    return (
+        f"CASE WHEN {fit} >= {p(model.grade_a)}::integer THEN 'A' "
+        f"WHEN {fit} >= {p(model.grade_b)}::integer THEN 'B' "
+        f"WHEN {fit} >= {p(model.grade_c)}::integer THEN 'C' ELSE 'D' END"
+    )
 
 
 def buckets(model: CompiledModel) -> list[str]:
@@ -54,8 +127,8 @@ def buckets(model: CompiledModel) -> list[str]:
 def rescore_statement(
     model: CompiledModel, *, snapshots: bool, by_ids: bool = False
 ) -> tuple[str, dict[str, Any]]:
-    """The batch statement and its fixed parameters; add `at`, and `lo` and `hi` per batch (or
-    `ids`, a list, with by_ids=True).
+    """The batch statement and its fixed parameters; add `at`, `python_ids` (the leads it must
+    leave out), and `lo` and `hi` per batch (or `ids`, a list, with by_ids=True).
 
     UPDATE leads_lead SET (score columns) = (a correlated SELECT: the fit from the lead's columns
     and one aggregate per engagement bucket over the lead's touchpoints, read by an index range
@@ -65,8 +138,7 @@ def rescore_statement(
     p = SqlParams()
     scope = "= ANY(%(ids)s)" if by_ids else "BETWEEN %(lo)s AND %(hi)s"
     names = buckets(model)
-    source_key = "(SELECT src.key FROM leads_source src WHERE src.id = l.source_id)"
-    fit = fit_score_sql(model, p, lead="l", source_key=source_key)
+    fit = fit_score_sql(model, p, lead="l", source_key=SOURCE_KEY_SQL)
 
     if names:
         aggregates = []
@@ -116,7 +188,7 @@ def rescore_statement(
             ) x
         ) c
     )
-    WHERE l.id {scope}"""
+    WHERE l.id {scope} AND NOT (l.id = ANY(%(python_ids)s::bigint[]))"""
     if not snapshots:
         return update, {**p.values, "model": model.id}
     sql = f"""
@@ -142,6 +214,46 @@ def rescore_statement(
     return sql, {**p.values, "model": model.id}
 
 
+def python_leads_statement(
+    model: CompiledModel, *, by_ids: bool = False
+) -> tuple[str, dict[str, Any]] | None:
+    """The query for the leads of a batch that only Python scores exactly: a fit rule, or an
+    engagement rule on one of their touchpoints, is NULL in SQL. Add `lo` and `hi` (or `ids`).
+    None when no rule compares text (then SQL decides every rule)."""
+    p = SqlParams()
+    tests = []
+    for rule in model.fit_rules:
+        if rule.condition.compares_text:
+            value = fit_rule_value(rule, p, lead="l", source_key=SOURCE_KEY_SQL)
+            # the cheap test first: only text that is not ASCII can make a rule NULL
+            tests.append(
+                f"(CASE WHEN {undecided_possible_sql(value)} "
+                f"THEN ({condition_sql(rule.condition, value, p)}) IS NULL ELSE false END)"
+            )
+    text_rules = [
+        rule
+        for rule in model.engagement_rules
+        if any(condition.compares_text for _, condition in rule.metadata)
+    ]
+    if text_rules:
+        undecided = " OR ".join(
+            f"({engagement_rule_sql(r, p, tp='tp')}) IS NULL" for r in text_rules
+        )
+        metadata = SqlValue("json", "tp.metadata")
+        tests.append(
+            "EXISTS (SELECT 1 FROM leads_touchpoint tp WHERE tp.lead_id = l.id "
+            f"AND tp.kind = ANY({p(sorted({r.kind for r in text_rules}))}::text[]) "
+            f"AND (CASE WHEN {undecided_possible_sql(metadata)} THEN ({undecided}) ELSE false END))"
+        )
+    if not tests:
+        return None
+    scope = "= ANY(%(ids)s)" if by_ids else "BETWEEN %(lo)s AND %(hi)s"
+    sql = (
+        f"SELECT l.id FROM leads_lead l WHERE l.id {scope} AND ({' OR '.join(tests)}) ORDER BY l.id"
+    )
+    return sql, p.values
+
+
 def rescore_batch_postgres(
     model: CompiledModel,
     *,
@@ -152,17 +264,25 @@ def rescore_batch_postgres(
     snapshots: bool,
     statement: tuple[str, dict[str, Any]] | None = None,
 ) -> int:
-    """Rescore leads lo..hi (or the leads `ids`) in one statement; returns the number of
-    snapshots written."""
+    """Rescore leads lo..hi (or the leads `ids`) in one statement, and in Python the few that
+    SQL cannot score exactly; returns the number of snapshots written."""
     by_ids = ids is not None
     sql, params = statement or rescore_statement(model, snapshots=snapshots, by_ids=by_ids)
     scope = {"ids": list(ids)} if by_ids else {"lo": lo, "hi": hi}
+    python_ids: list[int] = []
     with connection.cursor() as cursor:
         # a batch is estimated expensive enough for JIT, whose compilation (~40 ms) would cost
         # more than it saves on 5000 rows
         cursor.execute("SET LOCAL jit = off")
-        cursor.execute(sql, {**params, "at": at, **scope})
-        return cursor.rowcount if snapshots else 0
+        undecided = python_leads_statement(model, by_ids=by_ids)
+        if undecided is not None:
+            cursor.execute(undecided[0], {**undecided[1], **scope})
+            python_ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute(sql, {**params, "at": at, **scope, "python_ids": python_ids})
+        written = cursor.rowcount if snapshots else 0
+    if python_ids:
+        written += rescore_batch_python(model, ids=python_ids, at=at, snapshots=snapshots)
+    return written
 
 
 def rescore_batch_python(

@@ -9,22 +9,15 @@ import pytest
 from django.db import connection
 
 from alignment.lib.errors import DomainError
+from leads.conditions import SqlParams
 from leads.scoring.engagement import (
     Anchored,
     anchored_add,
     anchored_from_touchpoints,
     engagement_at,
 )
-from leads.scoring.rules import (
-    SqlParams,
-    compile_spec,
-    engagement_rule_sql,
-    fit_rule_sql,
-    fit_score_sql,
-    lead_values,
-    spec_diff,
-    validate_spec,
-)
+from leads.scoring.rules import compile_spec, lead_values, spec_diff, validate_spec
+from leads.scoring.sql import engagement_rule_sql, fit_rule_sql, fit_score_sql
 from tests.factories import CampaignFactory, LeadFactory, SourceFactory, TouchpointFactory
 
 BASE = {
@@ -90,7 +83,7 @@ CASES = [
     ("attributes.seats", "gte", 10, {"attributes": {"seats": " 9.5 "}}, False),
     ("attributes.seats", "gte", 10, {"attributes": {"seats": "many"}}, False),
     ("attributes.seats", "eq", 12, {"attributes": {"seats": 12.0}}, True),
-    ("attributes.seats", "eq", "12", {"attributes": {"seats": 12}}, False),
+    ("attributes.seats", "eq", "12", {"attributes": {"seats": 12}}, True),  # as routing: a number
     ("attributes.seats", "between", [1, 5], {"attributes": {"seats": True}}, False),
     ("attributes.paying", "eq", True, {"attributes": {"paying": True}}, True),
     ("attributes.paying", "eq", True, {"attributes": {"paying": "true"}}, False),
@@ -98,7 +91,8 @@ CASES = [
     ("attributes.plan", "in", ["pro", 3, False], {"attributes": {"plan": "3"}}, True),
     ("attributes.plan", "in", ["pro", 3, False], {"attributes": {"plan": False}}, True),
     ("attributes.plan", "contains", "ent", {"attributes": {"plan": "Enterprise"}}, True),
-    ("attributes.plan", "contains", "ent", {"attributes": {"plan": ["ent"]}}, False),
+    ("attributes.plan", "contains", "ent", {"attributes": {"plan": ["ENT"]}}, True),  # membership
+    ("attributes.plan", "contains", "ent", {"attributes": {"plan": ["enterprise"]}}, False),
     ("attributes.plan", "exists", True, {"attributes": {"plan": None}}, False),
     ("attributes.plan", "exists", True, {"attributes": {"plan": []}}, True),
     ("attributes.plan", "exists", False, {"attributes": {}}, True),
@@ -113,7 +107,7 @@ def test_each_operator_matches_as_documented(field, op, value, lead, matches):
 
 def test_source_rules_compare_the_source_key():
     model = model_of([{"field": "source", "op": "eq", "value": "Google Ads", "points": 5}])
-    assert fit(model, source_key="google ads") == 5
+    assert fit(model, source_key="google_ads") == 5
     assert fit(model, source_key=None) == 0
 
 
