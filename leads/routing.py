@@ -55,11 +55,13 @@ from leads.conditions import (
     compile_condition,
     condition_problem,
 )
+from leads.events import event_record
 from leads.models import (
     LEAD_TEXT_FIELDS,
     OPEN_SALES_STAGES,
     Assignment,
     AssignmentRule,
+    EventType,
     Lead,
     PoolMember,
 )
@@ -150,19 +152,20 @@ def rule_matches(*, rule: AssignmentRule, lead: Lead) -> bool:
 # --- routing -----------------------------------------------------------------------------------
 
 
-def rep_open_leads(*, rep_ids: list[int], exclude_lead_id: int | None = None) -> dict[int, int]:
+def rep_open_leads(*, rep_ids: list[int], exclude: Lead | None = None) -> dict[int, int]:
     """Open leads (stage in OPEN_SALES_STAGES) per rep, in one grouped query; 0 for reps with none.
 
-    `exclude_lead_id` leaves out the lead being routed: a recycled lead that is an MQL again may
+    `exclude` (as the caller holds it, locked) leaves out the lead being routed: a recycled lead that is an MQL again may
     still name its previous owner."""
     counts = dict.fromkeys(rep_ids, 0)
     if not rep_ids:
         return counts
     qs = Lead.objects.filter(owner_id__in=rep_ids, stage__in=OPEN_SALES_STAGES)
-    if exclude_lead_id is not None:
-        qs = qs.exclude(pk=exclude_lead_id)
-    rows = qs.order_by().values_list("owner_id").annotate(n=Count("id"))
-    counts.update(dict(rows))
+    # count(*) over the (owner, stage) index alone; counting ids would read every table row
+    rows = dict(qs.order_by().values_list("owner_id").annotate(n=Count("*")))
+    counts.update(rows)
+    if exclude is not None and exclude.owner_id in counts and exclude.stage in OPEN_SALES_STAGES:
+        counts[exclude.owner_id] -= 1
     return counts
 
 
@@ -210,9 +213,7 @@ def lead_route(*, lead: Lead, now: datetime | None = None) -> Assignment | None:
         )
         .order_by("id")
     )
-    open_leads = rep_open_leads(
-        rep_ids=sorted({m.rep_id for m in members}), exclude_lead_id=lead.pk
-    )
+    open_leads = rep_open_leads(rep_ids=sorted({m.rep_id for m in members}), exclude=lead)
     pools: dict[int, list[PoolMember]] = defaultdict(list)
     for member in members:
         if open_leads[member.rep_id] < member.rep.capacity:
@@ -235,8 +236,8 @@ def lead_route(*, lead: Lead, now: datetime | None = None) -> Assignment | None:
     previous_owner_id = lead.owner_id
     lead.owner = chosen.rep
     lead.assigned_at = now
-    lead.save(update_fields=["owner", "assigned_at"])
-    return Assignment.objects.create(
+    lead.save(update_fields=["owner", "assigned_at", "updated_at"])
+    assignment = Assignment.objects.create(
         lead=lead,
         rep=chosen.rep,
         previous_owner_id=previous_owner_id,
@@ -244,6 +245,26 @@ def lead_route(*, lead: Lead, now: datetime | None = None) -> Assignment | None:
         rule_name=rule.name,
         by_system=ROUTING_SYSTEM,
         at=now,
+    )
+    _assigned_event(assignment)
+    return assignment
+
+
+def _assigned_event(assignment: Assignment) -> None:
+    event_record(
+        type=EventType.LEAD_ASSIGNED,
+        lead=assignment.lead,
+        by=assignment.by,
+        system=assignment.by_system,
+        at=assignment.at,
+        payload={
+            "owner_id": assignment.rep_id,
+            "previous_owner_id": assignment.previous_owner_id,
+            "assignment_id": assignment.pk,
+            "rule_id": assignment.rule_id,
+            "rule": assignment.rule_name,
+            "note": assignment.note,
+        },
     )
 
 
@@ -269,7 +290,7 @@ def lead_assign(*, lead: Lead, rep: User, by: User, note: str = "") -> Assignmen
     lead.owner = rep
     lead.assigned_at = now
     lead.save(update_fields=["owner", "assigned_at", "updated_at"])
-    return Assignment.objects.create(
+    assignment = Assignment.objects.create(
         lead=lead,
         rep=rep,
         previous_owner_id=previous_owner_id,
@@ -277,3 +298,5 @@ def lead_assign(*, lead: Lead, rep: User, by: User, note: str = "") -> Assignmen
         note=note.strip(),
         at=now,
     )
+    _assigned_event(assignment)
+    return assignment
