@@ -597,12 +597,13 @@ def test_each_batch_costs_a_fixed_number_of_queries(tmp_path, django_assert_num_
         )
 
     SourceFactory(name="Web", key="web")
-    # campaigns once; per batch: savepoint, leads, sources, insert leads, insert history, then
-    # the set-based scoring of the batch (savepoint, lock, one UPDATE, ...), release
-    run(2)  # the active scoring model is looked up once and then remembered
-    with django_assert_num_queries(1 + 12):
+    # campaigns once; per batch: savepoint, leads (locked), sources, insert leads, their events,
+    # insert history, its events, then the set-based scoring of the batch (active model,
+    # savepoint, lock, the state before, the statement and its helpers, the crossings), release
+    run(2)
+    with django_assert_num_queries(1 + 16):
         run(20)
-    with django_assert_num_queries(1 + 12 * 2):
+    with django_assert_num_queries(1 + 16 * 2):
         run(40)
 
 
