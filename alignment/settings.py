@@ -178,6 +178,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # dispatched outbox entries older than a week are deleted (the events themselves stay)
+    "outbox-prune": {
+        "task": "leads.outbox_prune",
+        "schedule": crontab(minute=20, hour=3),
+        "options": {"expires": 3600},
+    },
     # a rescore whose worker died or whose message the broker lost is queued again (runs resume
     # from their last batch; a run still in progress is claimed and left alone)
     "scoring-rescore-resume": {

@@ -56,6 +56,8 @@ MAX_ATTEMPTS = 8
 # a claim older than this was lost with its worker: the entry may be claimed again
 CLAIM_STALE_AFTER = timedelta(minutes=10)
 DISPATCH_BATCH = 500
+# dispatched entries are kept this long (to see what ran), then pruned
+PRUNE_AFTER = timedelta(days=7)
 
 _encoder = DjangoJSONEncoder()
 
@@ -304,6 +306,27 @@ def outbox_retry(*, ids: Iterable[int]) -> int:
     )
 
 
+def outbox_prune(*, older_than: timedelta = PRUNE_AFTER, batch_size: int = 10_000) -> int:
+    """Delete entries dispatched longer ago than `older_than`, in batches (the events stay: the
+    log is the record; an outbox entry only says a reaction has run)."""
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    while True:
+        ids = list(
+            OutboxEntry.objects.filter(dispatched_at__lt=cutoff)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return deleted
+        deleted += OutboxEntry.objects.filter(pk__in=ids).delete()[0]
+
+
+@shared_task(name="leads.outbox_prune", ignore_result=True)
+def outbox_prune_task() -> None:
+    outbox_prune()
+
+
 def outbox_backlog(*, now: datetime | None = None) -> dict[str, Any]:
     """What /health/ reports: entries not yet dispatched, the oldest one's age, and given-up ones."""
     now = now or timezone.now()
@@ -323,5 +346,6 @@ __all__ = [
     "events_record_bulk",
     "outbox_backlog",
     "outbox_dispatch",
+    "outbox_prune",
     "outbox_retry",
 ]

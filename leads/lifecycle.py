@@ -307,11 +307,8 @@ def leads_qualify(*, lead_ids: list[int], system: str) -> int:
     for pk in lead_ids:
         with transaction.atomic():
             locked = Lead.objects.select_for_update().filter(pk=pk).first()
-            if (
-                locked is None
-                or locked.stage not in ALLOWED_MOVES
-                or Stage.MQL not in (ALLOWED_MOVES[locked.stage])
-            ):
+            # read again under the lock: sales or another event may have moved it meanwhile
+            if locked is None or Stage.MQL not in ALLOWED_MOVES[locked.stage]:
                 continue
             if not lead_meets_mql_definition(lead=locked):
                 continue

@@ -298,6 +298,17 @@ def failing_reaction(event: LeadEvent) -> None:
     seen.append((lead.company, lead.pk))
 
 
+def test_dispatched_entries_are_pruned_after_a_week_and_their_events_stay(opportunity, rep):
+    _won(opportunity, rep)
+    events.outbox_dispatch()
+    entry = OutboxEntry.objects.get()
+    assert events.outbox_prune() == 0  # dispatched just now: kept
+    OutboxEntry.objects.update(dispatched_at=timezone.now() - events.PRUNE_AFTER * 2)
+    assert events.outbox_prune() == 1
+    assert not OutboxEntry.objects.exists()
+    assert LeadEvent.objects.filter(pk=entry.event_id).exists()
+
+
 @pytest.fixture
 def dead_broker():
     """The broker points at a port where nothing listens, and tasks are really sent."""
