@@ -317,14 +317,20 @@ def dead_broker():
     conf.broker_url = "redis://127.0.0.1:1/0"
     conf.broker_transport_options = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1}
     conf.CELERY_TASK_ALWAYS_EAGER = False
-    celery_app.pool.force_close_all()
-    celery_app._pool = None
+    _fresh_connections()
     try:
         yield
     finally:
         conf.broker_url, conf.broker_transport_options = saved[0], saved[1]
         conf.CELERY_TASK_ALWAYS_EAGER = saved[2]
-        celery_app._pool = None
+        _fresh_connections()
+
+
+def _fresh_connections() -> None:
+    """Forget the app's pool and producers, so the next send uses the broker URL now set (kombu
+    keeps one pool per URL: the normal one is left open for the tests after this one)."""
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 def test_with_the_broker_down_nothing_is_lost_and_it_is_dispatched_once_when_back(
