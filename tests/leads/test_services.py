@@ -307,7 +307,10 @@ def test_won_is_announced_once_after_commit_over_real_smtp(
     assert announcement.emailed_at is not None
     assert len(smtp_server.messages) == 1
     envelope = smtp_server.messages[0]
-    assert sorted(envelope.rcpt_tos) == sorted([marketer.email, marketing_manager.email])
+    # the marketers in Bcc, and the pipeline's own address in To:
+    assert sorted(envelope.rcpt_tos) == sorted(
+        [marketer.email, marketing_manager.email, "pipeline@localhost"]
+    )
     text = envelope.content.decode()
     assert "Globex" in text and "Spring webinar" in text and "48000" in text
 
