@@ -178,6 +178,21 @@ def _record(event: NewEvent, *, by: User | None) -> None:
     )
 
 
+def _save_changes(
+    locked: Lead, changes: dict[str, list[Any]], *, by: User | None, system: str, at: datetime
+) -> None:
+    """Write the changed fields of a locked lead with their event; rescore, and qualify it when
+    it now crosses into MQL."""
+    if not changes:
+        return
+    locked.save(update_fields=changed_attnames(changes))
+    _record(
+        lead_updated_event(lead_id=locked.pk, changes=changes, by=by, system=system, at=at),
+        by=by,
+    )
+    qualify_if_crossing(lead=locked, update=lead_score_refresh(locked=locked, now=at))
+
+
 @dataclass
 class IntakeResult:
     lead: Lead
@@ -229,15 +244,9 @@ def lead_intake(*, data: dict[str, Any], by: User | None = None, system: str = "
         if external_id and not lead.external_id:
             clean["external_id"] = external_id
         changes = _apply(lead, clean)
-        if changes:
-            lead.save(update_fields=changed_attnames(changes))
-            _record(
-                lead_updated_event(lead_id=lead.pk, changes=changes, by=by, system=system, at=now),
-                by=by,
-            )
-    if created or changes:
-        update = lead_score_refresh(locked=lead, now=now)
-        qualify_if_crossing(lead=lead, update=update)
+        _save_changes(lead, changes, by=by, system=system, at=now)
+    if created:
+        qualify_if_crossing(lead=lead, update=lead_score_refresh(locked=lead, now=now))
     return IntakeResult(lead=lead, created=created, changed=created or bool(changes))
 
 
@@ -262,13 +271,6 @@ def lead_update(
     clean = _clean_changes(changes)
     locked = lead_lock(lead)
     now = timezone.now()
-    changed = _apply(locked, clean)
-    if changed:
-        locked.save(update_fields=changed_attnames(changed))
-        _record(
-            lead_updated_event(lead_id=locked.pk, changes=changed, by=by, system=system, at=now),
-            by=by,
-        )
-        qualify_if_crossing(lead=locked, update=lead_score_refresh(locked=locked, now=now))
+    _save_changes(locked, _apply(locked, clean), by=by, system=system, at=now)
     copy_state(source=locked, target=lead)
     return lead
