@@ -1,10 +1,22 @@
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import Count, F, Func, Q, QuerySet, TextField
+from django.db import connection
+from django.db.models import (
+    BooleanField,
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    Func,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+)
 
 from alignment.models import User
 from leads.models import (
@@ -47,24 +59,104 @@ _ALNUM = re.compile(r"[^\W_]")
 # what starts a word in LeadSearchText (pg_trgm turns each of these into a word boundary)
 _WORD_START = "(^|[\n .@_+'&/,-])"
 
+# A search is "common" when at least SEARCH_COMMON of the newest SEARCH_WINDOW leads match it:
+# then walking the list newest first finds a page quickly. Otherwise the matches are collected
+# through the trigram index and sorted. PostgreSQL's own guess cannot be trusted to choose: its
+# statistics sample a few hundred values, so a company with 100 leads of a million can look like
+# thousands, and walking the list for it took 4 to 9 s. The figures: bench/search.py.
+SEARCH_WINDOW = 2000
+SEARCH_COMMON = 10
+# The trigram index finds the candidates of a rare search from a few trigrams of it: one in three
+# letters, of its first SEARCH_INDEX_CHUNKS * 3. Every trigram costs the index a pass over the
+# leads that have it (a pasted email has 45: 100 ms instead of 13), and these few already leave
+# only a handful of candidates to check against the whole search.
+SEARCH_INDEX_CHUNKS = 6
+
+
+class _Like(Func):
+    """`expression LIKE pattern`, for a pattern with wildcards of its own."""
+
+    arg_joiner = " LIKE "
+    template = "%(expressions)s"
+    output_field = BooleanField()
+
+
+class _NotIndexed(Func):
+    """The same text, in an expression no index holds: a condition on it is checked row by row."""
+
+    template = "(%(expressions)s || '')"
+    output_field = TextField()
+
+
+def _search_lookup(q: str) -> tuple[str, str] | None:
+    """The lookup on LeadSearchText that finds `q`, or None when `q` has no letter or digit."""
+    q = " ".join(q.split()).lower()
+    if _TRIGRAM_WORD.search(q):
+        return "contains", q
+    if _ALNUM.search(q):
+        return "regex", _WORD_START + re.escape(q)
+    return None
+
+
+def _candidates_pattern(q: str) -> str:
+    """A LIKE pattern that every text containing `q` matches, made of few of its trigrams."""
+    if len(q) <= 9:  # seven trigrams at most: all of them
+        chunks = [q]
+    else:
+        chunks = [q[i : i + 3] for i in range(0, min(len(q), 3 * SEARCH_INDEX_CHUNKS), 3)]
+    return "%" + "%".join(connection.ops.prep_for_like_query(c) for c in chunks) + "%"
+
+
+def _search_is_common(lookup: str, value: str) -> bool:
+    """Whether the search matches SEARCH_COMMON of the newest SEARCH_WINDOW leads: one bounded
+    walk down the created_at index (the LIMIT inside keeps the planner from doing anything else)."""
+    recent = (
+        Lead.objects.annotate(search=LeadSearchText())
+        .order_by("-created_at", "-id")
+        .values("search")[:SEARCH_WINDOW]
+    )
+    recent_sql, recent_params = recent.query.sql_with_params()
+    if lookup == "contains":
+        value = f"%{connection.ops.prep_for_like_query(value)}%"
+    sql = (
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM ({recent_sql}) recent "
+        f"WHERE recent.search {connection.operators[lookup]} LIMIT %s) hits"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*recent_params, value, SEARCH_COMMON))
+        return cursor.fetchone()[0] >= SEARCH_COMMON
+
 
 def leads_list(*, stage: str = "", owner_id: int | None = None, q: str = "") -> QuerySet[Lead]:
     """Newest first. `q` is found anywhere in the name ("first last"), email or company, in any
     case; a `q` without three letters or digits in a row ("Li", "Wu") finds the leads with a word
-    that starts with it, since trigrams cannot find shorter fragments anywhere."""
+    that starts with it, since trigrams cannot find shorter fragments anywhere.
+    On PostgreSQL a search runs one query here (how common it is), then one when a page is read."""
     qs = Lead.objects.select_related("owner", "source", "campaign")
     if stage:
         qs = qs.filter(stage=stage)
     if owner_id:
         qs = qs.filter(owner_id=owner_id)
-    q = " ".join(q.split()).lower()
-    if _TRIGRAM_WORD.search(q):
-        qs = qs.alias(search=LeadSearchText()).filter(search__contains=q)
-    elif _ALNUM.search(q):
-        qs = qs.alias(search=LeadSearchText()).filter(search__regex=_WORD_START + re.escape(q))
-    elif q:
-        qs = qs.none()
-    return qs.order_by("-created_at", "-id")
+    if not q.strip():
+        return qs.order_by("-created_at", "-id")
+    search = _search_lookup(q)
+    if search is None:
+        return qs.none()
+    lookup, value = search
+    qs = qs.alias(search=LeadSearchText())
+    if connection.vendor != "postgresql" or _search_is_common(lookup, value):
+        return qs.filter(**{f"search__{lookup}": value}).order_by("-created_at", "-id")
+    # A rare search: the trigram index finds the candidates, each is checked against the whole
+    # search, and they are sorted in the list's order through an expression the created_at index
+    # cannot serve, so that PostgreSQL cannot choose to walk the list instead.
+    if lookup == "contains":
+        qs = qs.alias(search_checked=_NotIndexed(F("search"))).filter(
+            _Like(F("search"), Value(_candidates_pattern(value))), search_checked__contains=value
+        )
+    else:
+        qs = qs.filter(search__regex=value)
+    newest = ExpressionWrapper(F("created_at") + timedelta(0), output_field=DateTimeField())
+    return qs.order_by(newest.desc(), "-id")
 
 
 @dataclass
