@@ -202,6 +202,8 @@ def celery_worker_process(transactional_db, settings):
         **os.environ,
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": broker,
+        # what the worker itself queues (the outbox's reactions do) stays on the test's queue
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
         "EMAIL_URL": f"smtp://{settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
         if settings.EMAIL_BACKEND.endswith("smtp.EmailBackend")
         else "locmem://",
@@ -229,9 +231,10 @@ def celery_worker_process(transactional_db, settings):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    previous = celery_app.conf.task_default_queue
+    # settings.py defines CELERY_TASK_DEFAULT_QUEUE, so the namespaced key is the one Celery reads
+    previous = celery_app.conf.CELERY_TASK_DEFAULT_QUEUE
     celery_app.conf.CELERY_TASK_ALWAYS_EAGER = False
-    celery_app.conf.task_default_queue = queue
+    celery_app.conf.CELERY_TASK_DEFAULT_QUEUE = queue
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -245,7 +248,7 @@ def celery_worker_process(transactional_db, settings):
         yield proc
     finally:
         celery_app.conf.CELERY_TASK_ALWAYS_EAGER = True
-        celery_app.conf.task_default_queue = previous
+        celery_app.conf.CELERY_TASK_DEFAULT_QUEUE = previous
         proc.terminate()
         try:
             proc.wait(timeout=20)

@@ -28,7 +28,8 @@ from leads.models import (
     Stage,
     StageChange,
 )
-from tests.factories import LeadFactory
+from tests.conftest import wait_for
+from tests.factories import LeadFactory, RepFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -406,3 +407,17 @@ def test_project_modules_import_each_other_at_module_top_level_only():
                     if isinstance(inner, ast.Import | ast.ImportFrom):
                         nested.append(f"{path.relative_to(ROOT)}:{inner.lineno}")
     assert nested == []
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_dispatches_the_won_announcement_once(smtp_server, celery_worker_process):
+    rep = RepFactory(username="closer")
+    UserFactory(username="mkt", role="marketer")
+    lead = LeadFactory(owner=rep, stage=Stage.OPPORTUNITY, deal_value=500, company="Engines")
+    services.lead_move(lead=lead, to=Stage.WON, by=rep, deal_value="1000")  # commits: kicks
+    wait_for(lambda: OutboxEntry.objects.filter(dispatched_at__isnull=False).exists(), timeout=60)
+    wait_for(lambda: len(smtp_server.messages) == 1, timeout=30)
+    assert Announcement.objects.get().lead_id == lead.pk
+    # the beat job's pass afterwards finds nothing to do
+    assert events.outbox_dispatch().done == 0
