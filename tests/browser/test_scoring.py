@@ -1,5 +1,6 @@
 import pytest
 
+from leads import services
 from leads.scoring import services as scoring
 from leads.scoring.models import ModelStatus, ScoringModel
 from leads.scoring.rules import spec_of
@@ -27,3 +28,36 @@ def test_marketing_manager_approves_a_proposal(page, marketer, marketing_manager
     screenshot(page, "scoring-signoff")
     assert draft.approvals.get().by == marketing_manager
     assert ScoringModel.objects.get(pk=draft.pk).status == ModelStatus.PROPOSED  # sales next
+
+
+def test_a_marketer_proposes_and_sees_how_many_leads_would_qualify(page, marketer):
+    active = ScoringModel.objects.get(status=ModelStatus.ACTIVE)
+    # three leads with a good fit that the active bar keeps out
+    for n in range(3):
+        services.lead_intake(
+            data={
+                "email": f"lead{n}@engines.example",
+                "title": "VP Engineering",
+                "company_size": 350,
+                "industry": "Software",
+                "country": "DE",
+            },
+            by=marketer,
+        )
+    draft = scoring.scoring_model_copy(model=active, by=marketer, name="Fit alone qualifies")
+    scoring.scoring_model_update(model=draft, by=marketer, spec={**spec_of(draft), "mql_total": 50})
+    page.goto("/login/")
+    page.fill("#id_username", "marketer")
+    page.fill("#id_password", "pw")
+    page.click("button[type=submit]")
+    page.goto(f"/leads/scoring/{draft.pk}/")
+    page.wait_for_selector("#preview:has-text('Not counted yet')")
+    page.click("button:has-text('Propose for sign-off')")
+    page.wait_for_selector("text=proposed for sign-off")
+    page.reload()
+    preview = page.inner_text("#preview")
+    assert "3 leads in new, nurturing or recycled would meet this definition" in preview
+    screenshot(page, "scoring-preview-1366")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    screenshot(page, "scoring-preview-390")
