@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/seed.py [--leads 1000000] [--touchpoints-per-lead 10] [--seed 42]
         [--database-url postgres://postgres@127.0.0.1:5432/bench_seed]
-        [--bulk-load [--keep-indexes]]
+        [--plain | --keep-indexes] [--no-score]
 
 Drops and re-creates the database (its name must contain "bench"), migrates it, runs the same
-service as `manage.py seed_demo`, and prints rows per second for leads, stage changes and
-touchpoints, and the wall time. By default it measures what the command does: plain COPY.
---bulk-load drops the foreign keys during the load and builds the secondary indexes of the empty
-tables at the end (--keep-indexes: foreign keys only), to see what that buys.
+service as `manage.py seed_demo`, then scores the leads as the command does, and prints the time
+of every phase, rows per second per table (events included), the total, and the size of the
+event table. On the fresh database the seed takes the bulk load by itself, as the command does:
+foreign keys dropped during the load, secondary indexes of the empty tables built at the end.
+--plain measures plain COPY instead (foreign keys checked at commit, indexes maintained row by
+row), --keep-indexes the bulk load without rebuilding indexes (foreign keys only).
 """
 
 import argparse
@@ -36,8 +38,10 @@ def main() -> None:
     parser.add_argument("--touchpoints-per-lead", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bench_seed")
-    parser.add_argument("--bulk-load", action="store_true")
-    parser.add_argument("--keep-indexes", action="store_true")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--plain", action="store_true", help="plain COPY, no bulk load")
+    mode.add_argument("--keep-indexes", action="store_true", help="bulk load, indexes kept")
+    parser.add_argument("--no-score", action="store_true", help="skip the scoring run")
     args = parser.parse_args()
     if not args.database_url.startswith(("postgres://", "postgresql://")):
         sys.exit("The benchmark measures PostgreSQL: pass a postgres:// URL.")
@@ -53,6 +57,13 @@ def main() -> None:
     from django.db import connection
 
     from leads import demo
+    from leads.scoring.models import RunKind
+    from leads.scoring.services import (
+        leads_qualified_not_mql,
+        scoring_model_active,
+        scoring_run_create,
+        scoring_run_execute,
+    )
 
     call_command("migrate", verbosity=0)
     prepared = time.perf_counter()
@@ -61,39 +72,78 @@ def main() -> None:
         seed=args.seed,
         touchpoints_per_lead=args.touchpoints_per_lead,
         progress=True,
-        bulk_load=args.bulk_load,
+        # None: the command's own choice (the bulk load, on this empty database)
+        bulk_load=False if args.plain else None,
         rebuild_indexes=not args.keep_indexes,
     )
+    seeded = time.perf_counter()
+    scored = None
+    if not args.no_score:
+        # what seed_demo does after the seed: one full rescore, in this process
+        run = scoring_run_execute(run_id=scoring_run_create(kind=RunKind.MANUAL).pk)
+        scored = time.perf_counter()
     finished = time.perf_counter()
 
     t = summary.timings
+    w = summary.write_seconds
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_size_pretty(pg_database_size(current_database())), "
-            "(SELECT count(*) FROM leads_touchpoint)"
+            "(SELECT count(*) FROM leads_touchpoint), (SELECT count(*) FROM leads_leadevent), "
+            "pg_size_pretty(pg_total_relation_size('leads_leadevent')), "
+            "pg_size_pretty(pg_relation_size('leads_leadevent')), "
+            "pg_size_pretty(pg_indexes_size('leads_leadevent'))"
         )
-        size, touchpoints_in_db = cursor.fetchone()
+        size, touchpoints_in_db, events_in_db, event_total, event_heap, event_indexes = (
+            cursor.fetchone()
+        )
+        cursor.execute(
+            "SELECT type, count(*) FROM leads_leadevent GROUP BY type ORDER BY count(*) DESC"
+        )
+        by_type = cursor.fetchall()
+        cursor.execute("SELECT count(*) FROM leads_outboxentry")
+        outbox = cursor.fetchone()[0]
     cores = os.cpu_count()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print()
-    print(f"PostgreSQL {connection.pg_version // 10000}, {cores} cores, seed {args.seed}")
+    print(f"PostgreSQL {connection.pg_version // 10000}, {cores} cores (load {load} at the end)")
+    print(
+        f"seed {args.seed}, {summary.leads:,} leads, {args.touchpoints_per_lead} touches per lead"
+    )
     if summary.bulk_load:
         rebuilt = "no" if args.keep_indexes else "yes"
         print(f"bulk load: foreign keys dropped and re-added; indexes rebuilt: {rebuilt}")
     else:
         print("plain COPY: foreign keys checked at commit, indexes maintained row by row")
-    print(f"  leads        {rate(summary.leads, t.get('leads', 0))}")
-    print(f"  stage changes{rate(summary.stage_changes, t.get('history', 0))}  (with assignments)")
-    print(f"  touchpoints  {rate(summary.touchpoints, t.get('touchpoints', 0))}")
-    print(
-        "  phases       "
-        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.timings.items())
-    )
-    print(f"  stages       {summary.stages}")
+    print("phases (each writing phase includes the events of its rows):")
+    for name, seconds in t.items():
+        print(f"  {name:<12} {seconds:7.1f} s")
+    print(f"  {'seed total':<12} {summary.seconds:7.1f} s")
+    if scored is not None:
+        print(f"  {'score':<12} {scored - seeded:7.1f} s  ({run.processed:,} leads, {run.model})")
+        print(f"  {'seed_demo':<12} {scored - prepared:7.1f} s  (seed + score, wall time)")
+    print("written (time inside the phases, COPY or bulk_create):")
+    rows = {
+        "leads_lead": summary.leads,
+        "leads_stagechange": summary.stage_changes,
+        "leads_assignment": summary.assignments,
+        "leads_touchpoint": summary.touchpoints,
+        "leads_leadevent": summary.events,
+    }
+    for table, count in rows.items():
+        print(f"  {table:<18} {rate(count, w.get(table, 0))}")
+    print(f"  {'all tables':<18} {rate(sum(rows.values()), seeded - prepared)}  (seed wall time)")
+    print(f"event table: {events_in_db:,} rows, {event_total} with indexes", end="")
+    print(f" ({event_heap} table, {event_indexes} indexes); outbox entries {outbox:,}")
+    print("  " + ", ".join(f"{kind} {count:,}" for kind, count in by_type))
+    print(f"  stages     {summary.stages}")
+    if scored is not None:
+        model = scoring_model_active()
+        print(f"  qualified but short of MQL after scoring: {leads_qualified_not_mql(model=model)}")
     assert touchpoints_in_db == summary.touchpoints, (touchpoints_in_db, summary.touchpoints)
-    seconds = finished - prepared
-    rows = summary.leads + summary.stage_changes + summary.assignments + summary.touchpoints
-    print(f"  overall      {rate(rows, seconds)}  (all tables, wall time)")
-    print(f"seed wall time {seconds:.1f} s; with create + migrate {finished - started:.1f} s")
+    assert events_in_db == summary.events, (events_in_db, summary.events)
+    print(f"seed wall time {seeded - prepared:.1f} s; with create + migrate and scoring", end="")
+    print(f" {finished - started:.1f} s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"database size {size}; peak memory of this process {peak:,.0f} MB")
 

@@ -4,13 +4,15 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from alignment.models import Role, User
-from leads.demo import DEMO_PASSWORD
+from leads.demo import DEMO_PASSWORD, demo_seed
 from leads.models import (
     FIRST_TOUCH_KINDS,
     SALES_TOUCHPOINT_KINDS,
@@ -18,7 +20,10 @@ from leads.models import (
     AssignmentRule,
     Campaign,
     Channel,
+    EventType,
     Lead,
+    LeadEvent,
+    OutboxEntry,
     PoolMember,
     ReasonKind,
     Source,
@@ -27,6 +32,7 @@ from leads.models import (
     Touchpoint,
     normalise_key,
 )
+from leads.scoring.services import PRE_MQL_STAGES, leads_qualified_not_mql, scoring_model_active
 from leads.services import ALLOWED_MOVES, DEAL_VALUE_REQUIRED, REASON_REQUIRED, STAGE_TIMESTAMP
 from tests.factories import LeadFactory
 
@@ -50,6 +56,25 @@ OWNED_STAGES = {
 }
 SENIOR_WORDS = ("Chief", "VP", "Head", "Director", "CEO", "CTO", "CFO", "COO", "Founder")
 JUNIOR_TITLES = {"Student", "Intern", "Assistant", "Software Engineer", "Accountant"}
+# the event of a move besides lead.stage_changed (leads.events)
+MOVE_EVENTS = {
+    Stage.MQL: EventType.LEAD_MQL,
+    Stage.SAL: EventType.LEAD_ACCEPTED,
+    Stage.REJECTED: EventType.LEAD_REJECTED,
+    Stage.RECYCLED: EventType.LEAD_RECYCLED,
+    Stage.WON: EventType.LEAD_WON,
+    Stage.LOST: EventType.LEAD_LOST,
+}
+FILLED_TABLES = [
+    "leads_lead",
+    "leads_stagechange",
+    "leads_assignment",
+    "leads_touchpoint",
+    "leads_leadevent",
+]
+only_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the bulk load is PostgreSQL's"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +108,8 @@ def snapshot() -> list[tuple]:
 
 
 def test_every_role_has_a_demo_login():
-    seed(leads=20, seed=1)
+    # the tests run with DEBUG off: the logins need the flag
+    seed(leads=20, seed=1, demo_logins=True)
 
     for username, role in DEMO_LOGINS.items():
         user = authenticate(username=username, password=DEMO_PASSWORD)
@@ -332,6 +358,185 @@ def test_leads_carry_typed_attributes_and_utm_values():
         else:
             assert lead.utm_campaign == ""
     assert Lead.objects.exclude(campaign=None).count() > 100
+
+
+def events_of(event_type: str) -> list[LeadEvent]:
+    return list(LeadEvent.objects.filter(type=event_type).order_by("id"))
+
+
+def test_every_seeded_row_has_its_event_with_the_documented_payload():
+    seed(leads=300, seed=12, touchpoints_per_lead=4, no_score=True)
+    leads = {lead.pk: lead for lead in Lead.objects.all()}
+
+    created = events_of(EventType.LEAD_CREATED)
+    assert sorted(e.lead_id for e in created) == sorted(leads)
+    for event in created:
+        lead = leads[event.lead_id]
+        assert event.occurred_at == lead.created_at
+        assert (event.actor_id, event.system) == (None, "seed")
+        assert event.payload == {"email": lead.email, "external_id": None}
+
+    touchpoints = {t.pk: t for t in Touchpoint.objects.all()}
+    recorded = events_of(EventType.TOUCHPOINT_RECORDED)
+    assert sorted(e.payload["touchpoint_id"] for e in recorded) == sorted(touchpoints)
+    for event in recorded:
+        touch = touchpoints[event.payload["touchpoint_id"]]
+        assert (event.lead_id, event.occurred_at) == (touch.lead_id, touch.occurred_at)
+        assert (event.actor_id, event.system) == (
+            touch.created_by_id,
+            "" if touch.created_by_id else "seed",
+        )
+        assert event.payload == {
+            "touchpoint_id": touch.pk,
+            "kind": touch.kind,
+            "campaign_id": touch.campaign_id,
+            "sales": touch.kind in SALES_TOUCHPOINT_KINDS,
+        }
+    assert {e.payload["sales"] for e in recorded} == {True, False}
+    assert any(e.payload["campaign_id"] for e in recorded)
+
+    changes = {c.pk: c for c in StageChange.objects.select_related("reason")}
+    moves = defaultdict(list)
+    for event in LeadEvent.objects.filter(
+        type__in=[EventType.LEAD_STAGE_CHANGED, *MOVE_EVENTS.values()]
+    ):
+        moves[event.type].append(event)
+    assert sorted(e.payload["stage_change_id"] for e in moves[EventType.LEAD_STAGE_CHANGED]) == (
+        sorted(changes)
+    )
+    for stage, event_type in MOVE_EVENTS.items():
+        expected = sorted(pk for pk, change in changes.items() if change.to_stage == stage)
+        assert expected, stage
+        assert sorted(e.payload["stage_change_id"] for e in moves[event_type]) == expected
+    for event in (e for events in moves.values() for e in events):
+        change = changes[event.payload["stage_change_id"]]
+        assert (event.lead_id, event.occurred_at) == (change.lead_id, change.at)
+        assert (event.actor_id, event.system) == (change.by_id, change.by_system)
+        assert event.payload == {
+            "from": change.from_stage,
+            "to": change.to_stage,
+            "stage_change_id": change.pk,
+            "reason": change.reason.code if change.reason else None,
+            "note": change.note,
+            "deal_value": None if change.deal_value is None else str(change.deal_value),
+        }
+
+    assignments = {a.pk: a for a in Assignment.objects.all()}
+    assigned = events_of(EventType.LEAD_ASSIGNED)
+    assert sorted(e.payload["assignment_id"] for e in assigned) == sorted(assignments)
+    for event in assigned:
+        assignment = assignments[event.payload["assignment_id"]]
+        assert (event.lead_id, event.occurred_at) == (assignment.lead_id, assignment.at)
+        assert (event.actor_id, event.system) == (None, "seed")
+        assert event.payload == {
+            "owner_id": assignment.rep_id,
+            "previous_owner_id": None,
+            "assignment_id": assignment.pk,
+            "rule_id": assignment.rule_id,
+            "rule": assignment.rule_name,
+            "note": "",
+        }
+
+    # nothing else, all recorded by this run; and nothing for the outbox, although a won lead
+    # has a reaction: no announcement of last year's wins
+    everything = LeadEvent.objects.all()
+    assert everything.count() == (
+        len(created) + len(recorded) + sum(map(len, moves.values())) + len(assigned)
+    )
+    assert len({e.recorded_at for e in everything}) == 1
+    assert "lead.won" in django_settings.OUTBOX_REACTIONS
+    assert not OutboxEntry.objects.exists()
+
+
+def test_each_lead_timeline_in_the_event_log_retells_its_history():
+    seed(leads=200, seed=14, touchpoints_per_lead=3, no_score=True)
+    timelines = defaultdict(list)
+    # the order of the timeline index (lead, occurred_at, id)
+    for event in LeadEvent.objects.order_by("lead_id", "occurred_at", "id"):
+        timelines[event.lead_id].append(event)
+    paths = defaultdict(list)
+    for change in StageChange.objects.order_by("at", "id"):
+        paths[change.lead_id].append((change.from_stage, change.to_stage))
+
+    for lead in Lead.objects.all():
+        timeline = timelines[lead.pk]
+        assert timeline[0].type == EventType.LEAD_CREATED
+        moves = [e for e in timeline if e.type == EventType.LEAD_STAGE_CHANGED]
+        assert [(e.payload["from"], e.payload["to"]) for e in moves] == paths[lead.pk]
+        assert (moves[-1].payload["to"] if moves else Stage.NEW) == lead.stage
+        position = {(e.type, e.pk): i for i, e in enumerate(timeline)}
+        changed_at = {e.payload["stage_change_id"]: position[(e.type, e.pk)] for e in moves}
+        mql_at = [position[(e.type, e.pk)] for e in timeline if e.type == EventType.LEAD_MQL]
+        for event in timeline:
+            if event.type in MOVE_EVENTS.values():
+                # after the lead.stage_changed of the same move
+                assert (
+                    changed_at[event.payload["stage_change_id"]] < position[(event.type, event.pk)]
+                )
+            if event.type == EventType.LEAD_ASSIGNED:
+                # routed when it became an MQL, and after it
+                assert any(i < position[(event.type, event.pk)] for i in mql_at)
+        assert len(mql_at) == lead.mql_count
+
+
+def test_no_lead_short_of_mql_meets_the_mql_definition_once_seeded_and_scored():
+    # the seed and the scoring run of seed_demo; left to the hidden model alone, 26 of these
+    # leads would end in new, nurturing or recycled with a qualifying score
+    seed(leads=1000, seed=42)
+
+    model = scoring_model_active()
+    assert Lead.objects.exclude(scored_with=None).count() == 1000
+    assert leads_qualified_not_mql(model=model) == 0
+    # not for want of candidates: leads that fit well do wait short of MQL
+    assert Lead.objects.filter(stage__in=PRE_MQL_STAGES, fit_score__gte=model.mql_fit).count() > 50
+
+
+@only_postgresql
+def test_an_empty_database_gets_the_bulk_load_and_every_key_and_index_back():
+    def schema() -> tuple[set, set]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE contype IN ('f', 'u') "
+                "AND conrelid::regclass::text = ANY(%s)",
+                [FILLED_TABLES],
+            )
+            keys = set(cursor.fetchall())
+            cursor.execute(
+                "SELECT tablename, indexdef FROM pg_indexes WHERE tablename = ANY(%s)",
+                [FILLED_TABLES],
+            )
+            return keys, set(cursor.fetchall())
+
+    before = schema()
+
+    summary = demo_seed(leads=200, seed=15, touchpoints_per_lead=3)
+
+    assert summary.bulk_load
+    assert schema() == before
+    assert any("leadevent_lead_time" in definition for _, definition in before[1])
+    assert any(definition == "UNIQUE (email)" for _, _, definition in before[0])
+    assert summary.events == LeadEvent.objects.count() > summary.touchpoints > 0
+    # analysed before the commit: the planner knows the new rows at once
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%s)", [FILLED_TABLES]
+        )
+        estimates = dict(cursor.fetchall())
+    assert estimates["leads_leadevent"] == summary.events
+    assert estimates["leads_lead"] == 200
+
+
+@only_postgresql
+def test_a_database_with_leads_is_seeded_without_the_bulk_load():
+    LeadFactory()
+    events_before = LeadEvent.objects.count()
+
+    summary = demo_seed(leads=50, seed=16, touchpoints_per_lead=2)
+
+    assert not summary.bulk_load
+    assert summary.events == LeadEvent.objects.count() - events_before > summary.touchpoints
+    assert LeadEvent.objects.filter(type=EventType.LEAD_CREATED, system="seed").count() == 50
 
 
 def test_seeded_leads_are_scored_without_moving_a_stage():
