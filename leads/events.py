@@ -96,6 +96,21 @@ def _actor_check(by: User | None, system: str) -> None:
         raise ValueError("An event needs a person or a named system.")
 
 
+# The hot path (every touchpoint appends an event) writes the event and its outbox entries in one
+# statement on PostgreSQL: the ORM's two INSERTs cost twice the round trips and more than the
+# database work itself.
+_EVENT_SQL = (
+    "INSERT INTO leads_leadevent (lead_id, type, occurred_at, recorded_at, actor_id, system, "
+    "payload) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) RETURNING id"
+)
+_EVENT_AND_OUTBOX_SQL = (
+    f"WITH e AS ({_EVENT_SQL}) "
+    "INSERT INTO leads_outboxentry (event_id, reaction, lead_id, created_at, available_at, "
+    "attempts, last_error) SELECT e.id, r.name, %s, %s, %s, 0, '' "
+    "FROM e, unnest(%s::text[]) AS r(name) RETURNING event_id"
+)
+
+
 def event_record(
     *,
     type: str,
@@ -108,7 +123,7 @@ def event_record(
     """Append one event (and its outbox entries) in the caller's transaction."""
     _actor_check(by, system)
     now = timezone.now()
-    event = LeadEvent.objects.create(
+    event = LeadEvent(
         lead_id=lead.pk if lead is not None else None,
         type=type,
         occurred_at=at or now,
@@ -118,7 +133,27 @@ def event_record(
         payload=json_value(payload or {}),
     )
     reactions = reactions_for(type)
-    if reactions:
+    if connection.vendor == "postgresql":
+        row = [
+            event.lead_id,
+            type,
+            event.occurred_at,
+            now,
+            event.actor_id,
+            system,
+            _encoder.encode(event.payload),
+        ]
+        with connection.cursor() as cursor:
+            if reactions:
+                cursor.execute(
+                    _EVENT_AND_OUTBOX_SQL, [*row, event.lead_id, now, now, list(reactions)]
+                )
+            else:
+                cursor.execute(_EVENT_SQL, row)
+            event.pk = cursor.fetchone()[0]
+        event._state.adding = False
+    else:
+        event.save(force_insert=True)
         OutboxEntry.objects.bulk_create(
             [
                 OutboxEntry(
@@ -131,6 +166,7 @@ def event_record(
                 for name in reactions
             ]
         )
+    if reactions:
         outbox_kick_after_commit()
     return event
 
