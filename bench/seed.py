@@ -57,12 +57,9 @@ def main() -> None:
     from django.db import connection
 
     from leads import demo
-    from leads.scoring.models import RunKind
     from leads.scoring.services import (
         leads_qualified_not_mql,
         scoring_model_active,
-        scoring_run_create,
-        scoring_run_execute,
     )
 
     call_command("migrate", verbosity=0)
@@ -75,13 +72,11 @@ def main() -> None:
         # None: the command's own choice (the bulk load, on this empty database)
         bulk_load=False if args.plain else None,
         rebuild_indexes=not args.keep_indexes,
+        # as seed_demo: the scoring run (inside the bulk load, before the lead indexes)
+        score=not args.no_score,
     )
     seeded = time.perf_counter()
-    scored = None
-    if not args.no_score:
-        # what seed_demo does after the seed: one full rescore, in this process
-        run = scoring_run_execute(run_id=scoring_run_create(kind=RunKind.MANUAL).pk)
-        scored = time.perf_counter()
+    scored = seeded if summary.scored else None
     finished = time.perf_counter()
 
     t = summary.timings
@@ -120,7 +115,7 @@ def main() -> None:
         print(f"  {name:<12} {seconds:7.1f} s")
     print(f"  {'seed total':<12} {summary.seconds:7.1f} s")
     if scored is not None:
-        print(f"  {'score':<12} {scored - seeded:7.1f} s  ({run.processed:,} leads, {run.model})")
+        print(f"  scored {summary.scored:,} leads with {summary.scored_with} (phase 'score')")
         print(f"  {'seed_demo':<12} {scored - prepared:7.1f} s  (seed + score, wall time)")
     print("written (time inside the phases, COPY or bulk_create):")
     rows = {

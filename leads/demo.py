@@ -25,6 +25,7 @@ stages and touchpoints; timestamps are fixed offsets from the moment of the run.
 import io
 import json
 import logging
+import re
 import sys
 import time
 from collections import Counter
@@ -64,8 +65,14 @@ from leads.models import (
     TouchpointKind,
     normalise_key,
 )
+from leads.scoring.models import RunKind
 from leads.scoring.rules import ATTRIBUTE_PREFIX, UNCAPPED, CompiledModel
-from leads.scoring.services import PRE_MQL_STAGES, scoring_model_active
+from leads.scoring.services import (
+    PRE_MQL_STAGES,
+    scoring_model_active,
+    scoring_run_create,
+    scoring_run_execute,
+)
 from leads.services import STAGE_TIMESTAMP
 
 logger = logging.getLogger(__name__)
@@ -496,6 +503,10 @@ class DemoSummary:
     events: int = 0
     # leads short of MQL that the active scoring model qualifies on their fit alone (see _MqlLine)
     qualified_on_fit: int = 0
+    # with score=True: leads scored and the version, or why nothing was scored
+    scored: int = 0
+    scored_with: str = ""
+    unscored: str = ""
     stages: dict[str, int] = field(default_factory=dict)
     # seconds per phase: reference, plan, leads, history, touchpoints, finish, analyze, commit
     # (each writing phase includes the events of its rows)
@@ -525,8 +536,12 @@ def demo_seed(
     bulk_load: bool | None = None,
     rebuild_indexes: bool = True,
     demo_logins: bool = False,
+    score: bool = False,
 ) -> DemoSummary:
     """Create the demo company and `leads` leads, unless the demo users and leads exist already.
+    With `score` the new leads are scored by the active model in one set-based run: inside the
+    bulk load after the touchpoints are indexed and before the lead table's own indexes are built
+    (so the run's million row updates maintain no index), otherwise right after the commit.
     With `demo_logins` the demo people can log in with the public password "demo" and `admin` is a
     superuser; without, they have unusable passwords and nobody is staff.
 
@@ -628,13 +643,23 @@ def demo_seed(
         )
         clock.lap("touchpoints")
 
-        loader.end()
+        loader.end(except_leads=score)
         clock.lap("finish")
         if sink.postgres:
             _analyze(_BulkLoad.tables)
         clock.lap("analyze")
+        if score and summary.bulk_load:
+            _score(summary)
+            clock.lap("score")
+            loader.end()
+            # the statistics of the expression indexes (the search's) come with their index
+            _analyze((Lead,))
+            clock.lap("finish")
     # with foreign keys in place, their deferred checks run here
     clock.lap("commit")
+    if score and not summary.bulk_load:
+        _score(summary)
+        clock.lap("score")
     summary.stage_changes = written[StageChange]
     summary.assignments = written[Assignment]
     summary.touchpoints = written[Touchpoint]
@@ -2152,15 +2177,45 @@ class _BulkLoad:
                     self.unique.append(unique)
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
-    def end(self) -> None:
+    def end(self, *, except_leads: bool = False) -> None:
+        """Build what begin() dropped; `except_leads` leaves the lead table's own indexes and
+        constraints for a second call (the seed scores its leads in between)."""
         if not self.enabled:
             return
+        lead_table = Lead._meta.db_table
+
+        def on_leads(definition: str) -> bool:
+            return re.search(rf' ON (?:\S+\.)?"?{lead_table}"? ', definition) is not None
+
+        indexes = [d for d in self.indexes if not (except_leads and on_leads(d))]
+        constraints = [
+            c
+            for c in (*self.unique, *self.foreign_keys)
+            if not (except_leads and c[0] == lead_table)
+        ]
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
-            for definition in self.indexes:
+            for definition in indexes:
                 cursor.execute(definition)
-            for table, name, definition in (*self.unique, *self.foreign_keys):
+            for table, name, definition in constraints:
                 cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
+        self.indexes = [d for d in self.indexes if d not in indexes]
+        self.unique = [c for c in self.unique if c not in constraints]
+        self.foreign_keys = [c for c in self.foreign_keys if c not in constraints]
+
+
+def _score(summary: DemoSummary) -> None:
+    """The seed writes rows directly, bypassing the real-time scoring: score them in one run.
+    Like any rescore this moves no stage: the seeded history stays as generated."""
+    try:
+        run = scoring_run_create(kind=RunKind.MANUAL)
+    except DomainError as error:  # no active scoring model: nothing to score with
+        summary.unscored = error.message
+        return
+    run = scoring_run_execute(run_id=run.pk)
+    if run is not None:
+        summary.scored = run.processed
+        summary.scored_with = str(run.model)
 
 
 def _analyze(tables: tuple[type[models.Model], ...]) -> None:

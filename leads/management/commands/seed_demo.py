@@ -3,8 +3,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from alignment.lib.errors import DomainError
 from leads.demo import DEMO_PASSWORD, DEMO_USERNAMES, demo_seed
-from leads.scoring.models import RunKind
-from leads.scoring.services import scoring_run_create, scoring_run_execute
 
 
 class Command(BaseCommand):
@@ -59,6 +57,7 @@ class Command(BaseCommand):
                 touchpoints_per_lead=touchpoints_per_lead,
                 progress=verbosity >= 1,
                 demo_logins=demo_logins,
+                score=not no_score,
             )
         except DomainError as error:
             raise CommandError(error.message) from error
@@ -75,8 +74,10 @@ class Command(BaseCommand):
             )
         )
         self._report_logins(demo_logins)
-        if not no_score:
-            self._score(verbosity)
+        if summary.unscored:
+            self.stdout.write(f"Leads left unscored: {summary.unscored}")
+        elif summary.scored and verbosity >= 1:
+            self.stdout.write(f"Scored {summary.scored:,} leads with {summary.scored_with}.")
         if verbosity >= 2:
             stages = ", ".join(f"{stage} {count:,}" for stage, count in summary.stages.items())
             self.stdout.write(f"Stages: {stages}.")
@@ -95,15 +96,3 @@ class Command(BaseCommand):
                 "nobody is made a superuser. Create real people with `manage.py create_user`, or "
                 "pass --demo-logins on a machine nobody else can reach."
             )
-
-    def _score(self, verbosity: int) -> None:
-        """The seed writes rows directly, bypassing the real-time scoring: score them in one run.
-        Like any rescore this moves no stage: the seeded history stays as generated."""
-        try:
-            run = scoring_run_create(kind=RunKind.MANUAL)
-        except DomainError as error:  # no active scoring model: nothing to score with
-            self.stdout.write(f"Leads left unscored: {error.message}")
-            return
-        run = scoring_run_execute(run_id=run.pk)
-        if verbosity >= 1 and run is not None:
-            self.stdout.write(f"Scored {run.processed:,} leads with {run.model}.")
