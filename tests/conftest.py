@@ -62,7 +62,9 @@ class _EventLeads:
 
     def ids(self) -> list[int]:
         return list(
-            LeadEvent.objects.filter(type=self.type).order_by("id").values_list("lead_id", flat=True)
+            LeadEvent.objects.filter(type=self.type)
+            .order_by("id")
+            .values_list("lead_id", flat=True)
         )
 
     def __eq__(self, other) -> bool:
