@@ -660,6 +660,12 @@ def demo_seed(
     if score and not summary.bulk_load:
         _score(summary)
         clock.lap("score")
+    if summary.bulk_load and not connection.in_atomic_block:
+        # the visibility map lets the routing's capacity count read the (owner, stage) index
+        # alone; a freshly loaded table has none until a vacuum, and autovacuum may lag or be off
+        with connection.cursor() as cursor:
+            cursor.execute(f'VACUUM "{Lead._meta.db_table}"')
+        clock.lap("vacuum")
     summary.stage_changes = written[StageChange]
     summary.assignments = written[Assignment]
     summary.touchpoints = written[Touchpoint]
