@@ -240,6 +240,12 @@ def lead_intake(*, data: dict[str, Any], by: User | None = None, system: str = "
     changes: dict[str, list[Any]] = {}
     if not created:
         if email and not lead.email:
+            if Lead.objects.filter(email=email).exclude(pk=lead.pk).exists():
+                raise DomainError(
+                    f"{email} belongs to another lead than external id {lead.external_id!r}; "
+                    "merge the two leads first.",
+                    field="email",
+                )
             clean["email"] = email
         if external_id and not lead.external_id:
             clean["external_id"] = external_id

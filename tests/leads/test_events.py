@@ -421,3 +421,13 @@ def test_a_real_worker_dispatches_the_won_announcement_once(smtp_server, celery_
     assert Announcement.objects.get().lead_id == lead.pk
     # the beat job's pass afterwards finds nothing to do
     assert events.outbox_dispatch().done == 0
+
+
+def test_an_intake_that_would_take_another_leads_email_is_refused(marketer):
+    LeadFactory(email="ada@engines.example")
+    crm = LeadFactory(email=None, external_id="crm-1")
+    with pytest.raises(DomainError, match="belongs to another lead"):
+        services.lead_intake(
+            data={"external_id": "crm-1", "email": "ada@engines.example"}, system="crm"
+        )
+    assert Lead.objects.get(pk=crm.pk).email is None
