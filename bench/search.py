@@ -56,7 +56,7 @@ from django.db import connection  # noqa: E402
 from django.db.migrations.executor import MigrationExecutor  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from leads import selectors  # noqa: E402
+from leads import demo, selectors  # noqa: E402
 from leads.models import Lead  # noqa: E402
 from leads.views import PAGE_SIZE  # noqa: E402
 
@@ -80,52 +80,7 @@ SEARCHES = [
     ("1-2 letters", ["li", "wu", "zo", "xq", "a"]),
 ]
 
-# for --fill: the demo company's kind of vocabulary, so the searches above mean the same there
-FIRST = (
-    "Anna", "Ben", "Clara", "David", "Elena", "Felix", "Greta", "Hannah", "Isabel", "Jakob",
-    "Julia", "Karl", "Laura", "Lukas", "Maria", "Martin", "Nina", "Oliver", "Paula", "Paul",
-    "Sarah", "Simon", "Sophie", "Stefan", "Thomas", "Ursula", "Victor", "Walter", "Yvonne", "Zoe",
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "William",
-    "Elizabeth", "Richard", "Barbara", "Joseph", "Susan", "Charles", "Jessica", "Daniel", "Karen",
-    "Matthew", "Nancy", "Anthony", "Lisa", "Mark", "Betty", "Steven", "Emily", "Andrew", "Olivia",
-    "Joshua", "Amelia", "George", "Grace", "Harry", "Chloe", "Jack", "Lucy", "Noah", "Ella",
-    "Lucas", "Camille", "Louis", "Manon", "Hugo", "Ines", "Sanne", "Daan", "Lotte", "Pablo",
-    "Lucia", "Javier", "Carmen", "Marco", "Giulia", "Luca", "Erik", "Astrid", "Lars", "Ingrid",
-    "Piotr", "Katarzyna", "Tomasz", "Arjun", "Priya", "Rahul", "Ananya", "Rafael", "Beatriz",
-    "Thiago", "Liam", "Ava", "Mia", "Wei"
-)  # fmt: skip
-LAST = (
-    "Mueller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Schulz",
-    "Hoffmann", "Koch", "Richter", "Klein", "Wolf", "Neumann", "Schwarz", "Zimmermann", "Braun",
-    "Huber", "Gruber", "Steiner", "Moser", "Keller", "Brunner", "Smith", "Johnson", "Williams",
-    "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Wilson", "Anderson",
-    "Taylor", "Thomas", "Moore", "Jackson", "Martin", "Lee", "Thompson", "White", "Harris",
-    "Clark", "Lewis", "Walker", "Hall", "Young", "Evans", "Roberts", "Wright", "Green", "Baker",
-    "Murphy", "Kelly", "Walsh", "Bernard", "Dubois", "Durand", "Lefebvre", "Moreau", "Laurent",
-    "Jansen", "Bakker", "Visser", "Fernandez", "Lopez", "Sanchez", "Perez", "Rossi", "Russo",
-    "Ferrari", "Esposito", "Bianchi", "Johansson", "Andersson", "Karlsson", "Nilsson", "Nowak",
-    "Kowalski", "Wisniewski", "Tremblay", "Gagnon", "Roy", "Singh", "Sharma", "Patel", "Gupta",
-    "Kumar", "Silva", "Santos", "Oliveira", "Souza", "Nguyen", "Chen", "Wang", "Kim", "Park",
-    "Ito", "Sato", "Li"
-)  # fmt: skip
-COMPANY_A = (
-    "Nordwind", "Alpen", "Blue", "Bright", "Cedar", "Clear", "Copper", "Delta", "Echo", "Ember",
-    "Falcon", "Fjord", "Golden", "Granite", "Harbor", "Helix", "Iron", "Juniper", "Keystone",
-    "Lumen", "Maple", "Meridian", "Nimbus", "North", "Oak", "Orbit", "Pacific", "Pine", "Pioneer",
-    "Quantum", "Rapid", "Red", "River", "Silver", "Solar", "Spark", "Stone", "Summit", "Swift",
-    "Terra", "Tidal", "True", "Union", "Vertex", "Vista", "West", "Willow", "Zenith", "Aurora",
-    "Beacon", "Cobalt", "Crystal", "Evergreen", "Frontier", "Horizon", "Nova"
-)  # fmt: skip
-COMPANY_B = (
-    "Analytics", "Logistics", "Systems", "Software", "Labs", "Dynamics", "Foods", "Health",
-    "Energy", "Finance", "Capital", "Media", "Robotics", "Motors", "Textiles", "Pharma",
-    "Networks", "Retail", "Learning", "Insurance", "Steel", "Freight", "Devices", "Cloud", "Data",
-    "Security", "Optics", "Materials", "Chemicals", "Consulting", "Interactive", "Mobility",
-    "Water", "Agri", "Telecom"
-)  # fmt: skip
-COMPANY_C = (
-    "", "Group", "Holding", "International", "Europe", "Digital", "Studio", "One"
-)  # fmt: skip
+# for --fill: the demo company's own vocabulary, so the searches above mean the same there
 LEGAL = (
     "GmbH", "AG", "Inc.", "LLC", "Ltd", "plc", "SAS", "B.V.", "AB", "S.L."
 )  # fmt: skip
@@ -169,11 +124,11 @@ def fill(n: int) -> None:
             {
                 # lists: psycopg2 sends a list as an ARRAY (a tuple would be a row)
                 "n": n,
-                "first": list(FIRST),
-                "last": list(LAST),
-                "a": list(COMPANY_A),
-                "b": list(COMPANY_B),
-                "c": list(COMPANY_C),
+                "first": list(demo._FIRST_NAMES),
+                "last": list(demo._LAST_NAMES),
+                "a": list(demo._COMPANY_A),
+                "b": list(demo._COMPANY_B),
+                "c": list(demo._COMPANY_C),
                 "legal": list(LEGAL),
             },
         )
