@@ -21,6 +21,13 @@ urlpatterns = [
         scoring_views.scoring_model_preview,
         name="scoring_model_preview",
     ),
+    path("scoring/<int:pk>/copy/", scoring_views.scoring_model_copy, name="scoring_model_copy"),
+    path("scoring/<int:pk>/edit/", scoring_views.scoring_model_edit, name="scoring_model_edit"),
+    path(
+        "scoring/<int:pk>/discard/",
+        scoring_views.scoring_model_discard,
+        name="scoring_model_discard",
+    ),
     path(
         "scoring/<int:pk>/<slug:action>/",
         scoring_views.scoring_model_decide,

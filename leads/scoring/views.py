@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -9,7 +10,9 @@ from alignment.decorators import team_member_required
 from alignment.lib.errors import DomainError
 from alignment.permissions import Action, can
 from leads.scoring import services
+from leads.scoring.forms import DraftForm
 from leads.scoring.models import ModelStatus, ScoringModel
+from leads.scoring.rules import spec_diff, spec_of
 from leads.scoring.tasks import scoring_preview
 
 
@@ -28,14 +31,30 @@ def scoring_models(request):
             "pending": [v for v in versions if v.status == ModelStatus.PROPOSED],
             "drafts": [v for v in versions if v.status == ModelStatus.DRAFT],
             "retired": [v for v in versions if v.status == ModelStatus.RETIRED][:10],
+            "can_copy": can(request.user, Action.SCORING_PROPOSE),
         },
     )
 
 
+def _draft_diff(model: ScoringModel) -> tuple[dict, ScoringModel | None]:
+    """A draft's changes against the version in force now (a proposal keeps the diff it was
+    proposed with)."""
+    if model.status != ModelStatus.DRAFT:
+        return model.diff, model.diff_base
+    active = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).first()
+    return spec_diff(spec_of(active) if active else None, spec_of(model)), active
+
+
 def _model_context(request, model: ScoringModel, form: DecisionForm | None = None) -> dict:
     user = request.user
+    diff, diff_base = _draft_diff(model)
+    may_edit = can(user, Action.SCORING_PROPOSE)
     return {
         "model": model,
+        "diff": diff,
+        "diff_base": diff_base,
+        "can_copy": may_edit,
+        "can_edit": may_edit and model.status == ModelStatus.DRAFT,
         "approvals": model.approvals.select_related("by"),
         "events": model.events.select_related("by").order_by("-at")[:30],
         "form": form or DecisionForm(),
@@ -105,3 +124,69 @@ def scoring_model_preview(request, pk: int):
     else:
         messages.error(request, "The task queue is not reachable right now; try again later.")
     return redirect("leads:scoring_model", pk=pk)
+
+
+def _require_propose(request) -> None:
+    if not can(request.user, Action.SCORING_PROPOSE):
+        raise PermissionDenied("Only marketing may copy, edit or discard a scoring model version.")
+
+
+def _refused(request, model: ScoringModel, exc: DomainError):
+    form = DecisionForm({})
+    form.is_valid()
+    form.add_error(None, exc.message)
+    context = _model_context(request, model, form)
+    return render(request, "leads/scoring/model.html", context, status=400)
+
+
+@team_member_required
+@require_POST
+def scoring_model_copy(request, pk: int):
+    """Start a draft from any version: the active one, a proposal, or a retired one brought back."""
+    _require_propose(request)
+    model = get_object_or_404(ScoringModel, pk=pk)
+    try:
+        draft = services.scoring_model_copy(model=model, by=request.user)
+    except DomainError as exc:
+        return _refused(request, model, exc)
+    messages.success(request, f"{draft} is a new draft copied from {model}; edit it below.")
+    return redirect("leads:scoring_model_edit", pk=draft.pk)
+
+
+@team_member_required
+def scoring_model_edit(request, pk: int):
+    _require_propose(request)
+    model = get_object_or_404(ScoringModel, pk=pk)
+    if model.status != ModelStatus.DRAFT and request.method != "POST":
+        messages.error(request, f"{model} is not a draft; copy it to a draft to change it.")
+        return redirect("leads:scoring_model", pk=pk)
+    form = DraftForm(request.POST) if request.method == "POST" else DraftForm.for_model(model)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.scoring_model_update(
+                model=model,
+                by=request.user,
+                spec=form.spec(),
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+            )
+        except DomainError as exc:
+            form.add_domain_error(exc)
+        else:
+            messages.success(request, f"{model} saved.")
+            return redirect("leads:scoring_model", pk=pk)
+    status = 400 if form.is_bound else 200
+    return render(request, "leads/scoring/edit.html", {"model": model, "form": form}, status=status)
+
+
+@team_member_required
+@require_POST
+def scoring_model_discard(request, pk: int):
+    _require_propose(request)
+    model = get_object_or_404(ScoringModel, pk=pk)
+    try:
+        services.scoring_model_discard(model=model, by=request.user)
+    except DomainError as exc:
+        return _refused(request, model, exc)
+    messages.success(request, f"Draft {model} discarded.")
+    return redirect("leads:scoring")
