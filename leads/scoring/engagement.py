@@ -27,12 +27,17 @@ from leads.scoring.rules import UNCAPPED, CompiledModel
 # touchpoints dated further than this after the scoring instant are not scored (touchpoint_record
 # refuses anything beyond 5 minutes; this keeps a bad import from overflowing the decay factor)
 FUTURE_TOLERANCE = timedelta(days=1)
-# 2 ** 1000 still fits a float: reading far before the anchor is clamped rather than overflowing
-_MAX_GROWTH = 1000.0
+# 2 ** 1000 still fits a float: a weight of a touchpoint dated after the scoring instant (at most
+# FUTURE_TOLERANCE) is clamped rather than overflowing
+MAX_GROWTH = 1000.0
+# from this many half-lives on, 0.5 ** n is 0.0 in a float (2 ** -1074 is the smallest one above 0);
+# PostgreSQL's power() raises "underflow" there instead, so the SQL tests the same limit
+DECAY_ZERO_EXPONENT = 1075.0
 
 
 def decay(seconds: float, half_life_seconds: float) -> float:
-    return 0.5 ** max(seconds / half_life_seconds, -_MAX_GROWTH)
+    exponent = max(seconds / half_life_seconds, -MAX_GROWTH)
+    return 0.0 if exponent >= DECAY_ZERO_EXPONENT else 0.5**exponent
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,15 @@ def capped_total(model: CompiledModel, sums: Mapping[str, float], factor: float 
 
 
 def engagement_at(model: CompiledModel, state: Anchored, at: datetime) -> float:
-    """The exact engagement at `at`: one multiplication per bucket."""
+    """The exact engagement at `at` (at or after the anchor): one multiplication per bucket.
+
+    Before the anchor the sums are read as they stand at the anchor, never grown back: they may
+    hold touchpoints later than `at` (growing them would overstate the score, up to 2 ** 1000).
+    For an exact score at such an instant, recompute from the touchpoints (lead_score_now does)."""
     if state.anchor is None or not state.sums:
         return 0.0
-    factor = decay((at - state.anchor).total_seconds(), model.half_life_seconds)
+    seconds = max((at - state.anchor).total_seconds(), 0.0)
+    factor = decay(seconds, model.half_life_seconds)
     return capped_total(model, state.sums, factor)
 
 

@@ -355,14 +355,20 @@ def lead_score_refresh(
 
 
 def lead_score_now(*, lead: Lead, at: datetime | None = None) -> float:
-    """The lead's exact total at `at` from its stored form (no touchpoint read)."""
+    """The lead's exact total at `at` from its stored form (no touchpoint read), or from its
+    touchpoints for an instant before the stored anchor."""
     at = at or timezone.now()
     if lead.scored_with_id is None:
         return lead.score
     model = compiled_by_id(lead.scored_with_id)
     if model is None:
         return lead.score
-    return lead.fit_score + engagement_at(model, Anchored.from_lead(lead), at)
+    state = Anchored.from_lead(lead)
+    if state.anchor is not None and at < state.anchor:
+        # the stored sums may hold touchpoints later than `at`: recompute from those before it
+        rows = [row for row in _touchpoint_rows(lead.pk, model) if row[3] <= at]
+        state = anchored_from_touchpoints(model, rows, at=at)
+    return lead.fit_score + engagement_at(model, state, at)
 
 
 def lead_meets_mql_definition(*, lead: Lead, at: datetime | None = None) -> bool:

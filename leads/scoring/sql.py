@@ -36,7 +36,9 @@ from leads.conditions import (
 )
 from leads.models import Lead, ScoreSnapshot, Touchpoint
 from leads.scoring.engagement import (
+    DECAY_ZERO_EXPONENT,
     FUTURE_TOLERANCE,
+    MAX_GROWTH,
     Anchored,
     anchored_from_touchpoints,
     capped_total,
@@ -117,6 +119,20 @@ def grade_sql(model: CompiledModel, fit: str, p: SqlParams) -> str:
     )
 
 
+def decay_sql(age: str, model: CompiledModel, p: SqlParams) -> str:
+    """engagement.decay in SQL for the interval expression `age`: the same clamps, so that a
+    touchpoint thousands of half-lives old weighs 0 (power() would raise an underflow error and
+    fail the whole statement) and one dated after the scoring instant never overflows."""
+    exponent = (
+        f"GREATEST(extract(epoch FROM {age})::float8 / {p(model.half_life_seconds)}::float8, "
+        f"{p(-MAX_GROWTH)}::float8)"
+    )
+    return (
+        f"(CASE WHEN {exponent} >= {p(DECAY_ZERO_EXPONENT)}::float8 THEN 0::float8 "
+        f"ELSE power(0.5::float8, {exponent}) END)"
+    )
+
+
 def buckets(model: CompiledModel) -> list[str]:
     seen: dict[str, None] = {}
     for rule in model.engagement_rules:
@@ -154,9 +170,7 @@ def rescore_statement(
                 SELECT {fit} AS fit, {", ".join(aggregates)}
                 FROM (
                     SELECT t.kind, t.campaign_id, t.metadata,
-                           power(0.5::float8,
-                                 extract(epoch FROM (%(at)s - t.occurred_at))::float8
-                                 / {p(model.half_life_seconds)}::float8) AS w
+                           {decay_sql("(%(at)s - t.occurred_at)", model, p)} AS w
                     FROM leads_touchpoint t
                     WHERE t.lead_id = l.id
                       AND t.kind = ANY({p(sorted(model.kinds))}::text[])
