@@ -67,9 +67,9 @@ class DraftForm(forms.Form):
     grade_b = forms.IntegerField(label="Grade B when fit ≥")
     grade_c = forms.IntegerField(label="Grade C when fit ≥ (below: D)")
     half_life_days = forms.FloatField(label="Engagement halves every (days)")
-    fit_rules = _json_field("Fit rules", 12, f"One rule per line, for example:\n{FIT_EXAMPLE}")
+    fit_rules = _json_field("Fit rules", 18, f"One rule per line, for example:\n{FIT_EXAMPLE}")
     engagement_rules = _json_field(
-        "Engagement rules", 8, f"One rule per line, for example:\n{ENGAGEMENT_EXAMPLE}"
+        "Engagement rules", 10, f"One rule per line, for example:\n{ENGAGEMENT_EXAMPLE}"
     )
     group_caps = _json_field(
         "Group caps", 2, f"The most points a group of rules can give, for example: {CAPS_EXAMPLE}"
