@@ -198,9 +198,91 @@ def test_excluded_and_post_outcome_attributes_never_become_rules():
     assert "attributes.post_calls" not in fields
     assert "attributes.seats" in fields
     assert result.report["excluded_attributes"] == ["duration", "post_calls"]
-    # without the exclusion the leak is learned, which is why it must be excluded
-    leaky = scoring_tune(seed=0, propose=False)
+    # without the exclusion the leak is found in the data and left out all the same
+    found = scoring_tune(seed=0, propose=False)
+    assert "attributes.duration" not in {r["field"] for r in found.spec["fit_rules"]}
+    reasons = {c["field"]: c["reason"] for c in found.report["excluded_columns"]}
+    assert reasons["attributes.duration"] == "leak"
+    assert reasons["attributes.post_calls"] == "post_outcome"
+    # named on request it is learned, which is why it must be excluded
+    leaky = scoring_tune(seed=0, include_attributes=["duration"], propose=False)
     assert "attributes.duration" in {r["field"] for r in leaky.spec["fit_rules"]}
+
+
+def add_columns(y: np.ndarray, seed: int = 7) -> None:
+    """Columns that must not be learned from, on the leads of `make_won_lost` (in id order): an
+    identifier, a row number, a batch counter, a constant, a copy of the outcome; and one genuine
+    but noisy measured number, unique per lead, that must stay."""
+    rng = np.random.default_rng(seed + 100)
+    leads = list(Lead.objects.order_by("pk"))
+    for i, lead in enumerate(leads):
+        lead.attributes |= {
+            "uid": f"u-{rng.integers(10**12):012x}",
+            "row": i + 2,
+            "batch": i // 3,
+            "tenant": "acme" if i else "other",
+            "won_flag": "yes" if y[i] else "no",
+            "minutes": round(float(rng.normal(10.0 + 8.0 * y[i], 6.0)), 3),
+        }
+    Lead.objects.bulk_update(leads, ["attributes"])
+
+
+def test_identifiers_counters_constants_and_leaks_are_found_and_left_out():
+    y, _ = make_won_lost()
+    add_columns(y)
+    result = scoring_tune(seed=0, exclude_attributes=["duration"], propose=False)
+    report = result.report
+    reasons = {c["field"]: c["reason"] for c in report["excluded_columns"]}
+    assert reasons == {
+        "title": "constant",  # every lead is "Head of Operations"
+        "attributes.uid": "identifier",
+        "attributes.row": "counter",
+        "attributes.batch": "counter",
+        "attributes.tenant": "constant",
+        "attributes.won_flag": "leak",
+        "attributes.duration": "configured",
+        "attributes.post_calls": "post_outcome",
+    }
+    details = {c["field"]: c["detail"] for c in report["excluded_columns"]}
+    assert "Spearman +1.000" in details["attributes.batch"]
+    assert "different values among" in details["attributes.uid"]
+    assert "AUC 1.000" in details["attributes.won_flag"]
+    assert "99.8% of the training leads" in details["attributes.tenant"]
+    assert report["excluded_attributes"] == [
+        "batch", "duration", "post_calls", "row", "tenant", "uid", "won_flag"
+    ]  # fmt: skip
+    fields = {r["field"] for r in result.spec["fit_rules"]}
+    assert not fields & set(reasons)
+    # genuine signals stay, a measured number unique per lead among them
+    assert {"attributes.seats", "attributes.minutes", "industry"} <= fields
+    assert report["included_columns"] == []
+
+
+def test_include_attribute_brings_a_found_column_back_but_not_a_post_outcome_one():
+    y, _ = make_won_lost()
+    add_columns(y)
+    out = io.StringIO()
+    call_command(
+        "tune_scoring",
+        "--exclude-attribute", "duration",
+        "--include-attribute", "batch",
+        "--include-attribute", "post_calls",
+        "--json",
+        stdout=out,
+    )  # fmt: skip
+    report = json.loads(out.getvalue())["report"]
+    assert [c["field"] for c in report["included_columns"]] == ["attributes.batch"]
+    assert report["included_columns"][0]["reason"] == "counter"
+    assert "attributes.batch" in report["candidates"]["fields"]
+    excluded = {c["field"] for c in report["excluded_columns"]}
+    assert "attributes.batch" not in excluded and "attributes.row" in excluded
+    assert "attributes.post_calls" in excluded
+    text = io.StringIO()
+    call_command("tune_scoring", "--exclude-attribute", "duration", stdout=text)
+    printed = text.getvalue()
+    assert "Left out of learning:" in printed
+    assert "  attributes.uid (identifier): " in printed
+    assert "  attributes.won_flag (leak): alone it predicts the outcome" in printed
 
 
 def test_the_deployment_can_always_leave_an_attribute_out(settings):
@@ -466,6 +548,7 @@ def test_the_page_shows_reports_to_both_teams(client, people, django_assert_num_
         html = page.content.decode()
         assert model.label in html and "AUC" in html and "Backtest" in html
         assert f"{model.report['proposal']['auc']:.3f}" in html
+        assert '<code>attributes.post_calls</code> <span class="badge">post_outcome' in html
     client.force_login(people["outsider"])
     assert client.get(reverse("leads:tuning")).status_code == 403
 

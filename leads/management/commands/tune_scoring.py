@@ -54,6 +54,16 @@ class Command(BaseCommand):
             "always left out",
         )
         parser.add_argument(
+            "--include-attribute",
+            action="append",
+            default=[],
+            dest="include_attributes",
+            metavar="NAME",
+            help="an attribute or field to learn from although it was found to be an identifier, "
+            "a counter, constant or a leak (repeatable); does not override post_... nor "
+            "--exclude-attribute",
+        )
+        parser.add_argument(
             "--bins",
             type=int,
             default=DEFAULT_BINS,
@@ -68,6 +78,7 @@ class Command(BaseCommand):
                 holdout=options["holdout"],
                 seed=options["seed"],
                 exclude_attributes=options["exclude_attributes"],
+                include_attributes=options["include_attributes"],
                 bins=options["bins"],
             )
         except DomainError as error:
@@ -88,8 +99,18 @@ class Command(BaseCommand):
             f"{leads['negatives']:,} {words['negative']}); training {leads['train']:,}, holdout "
             f"{leads['holdout']:,} (seed {report['seed']})."
         )
-        if report["excluded_attributes"]:
+        excluded = report.get("excluded_columns")
+        if excluded:
+            out("Left out of learning:")
+            for column in excluded:
+                out(f"  {column['field']} ({column['reason']}): {column['detail']}")
+        elif report["excluded_attributes"]:
             out(f"Excluded attributes: {', '.join(report['excluded_attributes'])}.")
+        for column in report.get("included_columns", ()):
+            out(
+                f"  {column['field']} learned from on request (--include-attribute), although: "
+                f"{column['detail']}"
+            )
         out(
             f"Rules: {model['fit_rules']} fit, {model['engagement_rules']} engagement "
             f"(from {report['candidates']['fit_rules']} candidates); L2 {model['l2']}, "

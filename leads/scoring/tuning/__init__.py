@@ -36,6 +36,13 @@ Candidate rules (`features`)
   from, whoever starts the run. The bank data's `duration` is such a column: the shipped mapping
   (docs/examples/bank-marketing.toml) imports it as `post_call_duration`. Each report lists what
   was excluded.
+- Found in the data (`screening`), before any candidate is built, on the training leads: counters
+  (a number monotone in the lead id, |Spearman| > 0.99), identifiers (text or whole numbers with a
+  value of their own on more than 90% of the leads that have one), constant columns (one value on
+  more than 99.5%) and leaks (the column alone gives an AUC above 0.98, out of fold). Each is left
+  out with its reason in the report (`excluded_columns`); `--include-attribute` brings one back
+  (not a `post_` nor a configured one). Identity fields are not screened: they only get "is
+  missing".
 - Every candidate is evaluated by the scoring service's own compiled rule, so a column of the design
   matrix is what the rule gives when it scores the lead; identical columns keep one rule.
 

@@ -27,6 +27,13 @@ from leads.scoring.rules import (
     norm_text,
     validate_spec,
 )
+from leads.scoring.tuning.screening import (
+    CONFIGURED,
+    POST_OUTCOME,
+    Exclusion,
+    named,
+    screen_column,
+)
 
 # fields whose values are categories (one rule per frequent value)
 CATEGORY_FIELDS = (
@@ -162,7 +169,9 @@ class Candidates:
     kinds: list[str] = field(default_factory=list)
     clips: list[float] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)
-    excluded: list[str] = field(default_factory=list)
+    # every column left out, with why; and those found but brought back by `include`
+    excluded: list[Exclusion] = field(default_factory=list)
+    included: list[Exclusion] = field(default_factory=list)
 
 
 def _number_text(x: float) -> str:
@@ -276,21 +285,61 @@ def candidate_rules(
     bins: int,
     min_support: int,
     exclude: Iterable[str],
+    y: np.ndarray | None = None,
+    lead_ids: np.ndarray | None = None,
+    include: Iterable[str] = (),
 ) -> Candidates:
-    """The fit rules worth learning points for, from the training leads only."""
+    """The fit rules worth learning points for, from the training leads only. With the outcomes
+    `y` and `lead_ids` (per lead of the table), columns that must not be learned from are found
+    first (`screening`) and left out unless named in `include`."""
     excluded = {normalise_key(name) for name in exclude}
+    include = list(include)
     out = Candidates()
     attribute_fields = []
     for name in table.attribute_names():
-        if (
-            name in excluded
-            or normalise_key(name) in excluded
-            or name.startswith(POST_OUTCOME_PREFIX)
-        ):
-            out.excluded.append(name)
+        if name.startswith(POST_OUTCOME_PREFIX):
+            out.excluded.append(
+                Exclusion(
+                    ATTRIBUTE_PREFIX + name,
+                    POST_OUTCOME,
+                    "named post_…: known only after the outcome (the import mapping says so)",
+                )
+            )
+        elif name in excluded or normalise_key(name) in excluded:
+            out.excluded.append(
+                Exclusion(
+                    ATTRIBUTE_PREFIX + name,
+                    CONFIGURED,
+                    "left out by the run's options or SCORING_TUNING_EXCLUDE_ATTRIBUTES",
+                )
+            )
         else:
             attribute_fields.append(ATTRIBUTE_PREFIX + name)
     fields = [*CATEGORY_FIELDS, *sorted(NUMBER_FIELDS), *PRESENCE_FIELDS, *attribute_fields]
+    if y is not None and lead_ids is not None:
+        screened = []
+        for field_name in fields:
+            # identity fields only ever get an "is missing" rule: unique values are expected
+            found = (
+                None
+                if field_name in PRESENCE_FIELDS
+                else screen_column(
+                    field_name,
+                    table.column(field_name).codes[train],
+                    table.column(field_name).values,
+                    y[train],
+                    lead_ids[train],
+                    min_support=min_support,
+                )
+            )
+            if found is None:
+                screened.append(field_name)
+            elif named(field_name, include):
+                out.included.append(found)
+                screened.append(field_name)
+            else:
+                out.excluded.append(found)
+        fields = screened
     n = len(train)
     for field_name in fields:
         column = table.column(field_name)

@@ -177,6 +177,7 @@ def scoring_tune(
     holdout: float = DEFAULT_HOLDOUT,
     seed: int = DEFAULT_SEED,
     exclude_attributes: Iterable[str] = (),
+    include_attributes: Iterable[str] = (),
     bins: int = DEFAULT_BINS,
     by: User | None = None,
     system: str = TUNING_SYSTEM,
@@ -185,13 +186,16 @@ def scoring_tune(
 ) -> TuningResult:
     """Learn a version from the leads whose outcome is known and, unless it equals the active
     version (or a pending tuned proposal), create it and propose it for both managers' sign-off.
-    Never activates anything. `propose=False` learns and reports without writing (benchmarks)."""
+    Never activates anything. `propose=False` learns and reports without writing (benchmarks).
+    Columns found unfit to learn from (identifiers, counters, constants, leaks) are left out unless
+    named in `include_attributes`."""
     if by is not None:
         require(by, Action.SCORING_PROPOSE)
     _check_options(outcome, holdout, seed, bins)
     now = now or timezone.now()
     lap = _timer()
     exclude = _exclusions(exclude_attributes)
+    include = sorted({n.strip() for n in include_attributes if n and n.strip()})
 
     active_row = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).first()
     active = compiled_model(active_row) if active_row else None
@@ -223,7 +227,14 @@ def scoring_tune(
     table = features.LeadTable(labeled.leads)
     min_support = max(MIN_SUPPORT_ROWS, math.ceil(MIN_SUPPORT_SHARE * len(train)))
     candidates = features.candidate_rules(
-        table, train, bins=bins, min_support=min_support, exclude=exclude
+        table,
+        train,
+        bins=bins,
+        min_support=min_support,
+        exclude=exclude,
+        y=y,
+        lead_ids=labeled.ids,
+        include=include,
     )
     fit_rules, compiled_rules = features.compile_candidates(candidates.fit_rules)
     n = len(y)
@@ -409,7 +420,13 @@ def scoring_tune(
         "seed": seed,
         "holdout_share": holdout,
         "bins": bins,
-        "excluded_attributes": sorted(set(exclude) | set(candidates.excluded)),
+        "excluded_attributes": sorted(
+            set(exclude)
+            | {e.name for e in candidates.excluded if e.field.startswith(features.ATTRIBUTE_PREFIX)}
+        ),
+        "excluded_columns": [e.as_json() for e in candidates.excluded],
+        "included_columns": [e.as_json() for e in candidates.included],
+        "included_attributes": include,
         "leads": {
             "positives": positives,
             "negatives": negatives,
