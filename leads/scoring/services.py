@@ -1006,3 +1006,38 @@ def scoring_runs_stalled(*, now: datetime | None = None) -> list[int]:
             | Q(status=RunStatus.RUNNING, heartbeat_at__lt=now - RUN_STALE_AFTER)
         ).values_list("pk", flat=True)
     )
+
+
+def scoring_run_unfinished() -> ScoringRun | None:
+    """The latest full rescore of the active version when it has not finished (queued, running,
+    or failed): a new rescore continues it rather than starting a second one."""
+    return (
+        ScoringRun.objects.filter(model__status=ModelStatus.ACTIVE)
+        .select_related("model")
+        .order_by("-id")
+        .filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED))
+        .first()
+    )
+
+
+def scoring_run_in_progress(*, run: ScoringRun, now: datetime | None = None) -> bool:
+    """Whether a process works on the run now (it is running and its heartbeat is fresh)."""
+    now = now or timezone.now()
+    return run.status == RunStatus.RUNNING and (
+        run.heartbeat_at is not None and run.heartbeat_at >= now - RUN_STALE_AFTER
+    )
+
+
+def scoring_run_resume(*, run_id: int, batch_size: int | None = None) -> ScoringRun | None:
+    """Queue a failed (or queued) run again, to continue after the last batch it committed (the
+    batches before it stay done), with a new batch size if given. Returns the run, or None when
+    it is neither failed nor queued any more (another process took it)."""
+    if batch_size is not None and batch_size < 1:
+        raise ScoringError("The batch size must be at least 1.", field="batch_size")
+    changes: dict[str, Any] = {"status": RunStatus.QUEUED, "message": "", "finished_at": None}
+    if batch_size is not None:
+        changes["batch_size"] = batch_size
+    waiting = ScoringRun.objects.filter(pk=run_id, status__in=(RunStatus.FAILED, RunStatus.QUEUED))
+    if not waiting.update(**changes):
+        return None
+    return ScoringRun.objects.select_related("model").get(pk=run_id)

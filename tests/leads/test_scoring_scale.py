@@ -1,13 +1,17 @@
 """Item 7 of the scoring issue: the rescore on old data, resumable runs, and the lead table's shape."""
 
 import datetime as dt
+import io
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from alignment.lib.errors import DomainError
 from leads import services
-from leads.models import Lead
+from leads.models import Lead, Stage
 from leads.scoring import services as scoring
 from leads.scoring import sql as scoring_sql
 from leads.scoring.engagement import (
@@ -17,7 +21,7 @@ from leads.scoring.engagement import (
     decay,
     engagement_at,
 )
-from leads.scoring.models import ModelStatus, RunStatus, ScoringModel
+from leads.scoring.models import ModelStatus, RunKind, RunStatus, ScoringModel, ScoringRun
 from leads.scoring.rules import validate_spec
 from tests.factories import LeadFactory, TouchpointFactory
 
@@ -166,3 +170,116 @@ def test_reading_before_the_anchor_of_a_future_touchpoint_holds_its_value():
     assert engagement_at(model, state, now) == 60
     direct = anchored_from_touchpoints(model, [("demo_request", None, {}, now)], at=now)
     assert engagement_at(model, direct, now) == 60
+
+
+# --- resuming a run --------------------------------------------------------------------------------
+
+
+def fail_second_batch(monkeypatch) -> None:
+    """The second batch raises a non-transient error (as the underflow did), once."""
+    real_python, real_sql = scoring_sql.rescore_batch_python, scoring_sql.rescore_batch_postgres
+    calls = {"n": 0}
+
+    def failing(real):
+        def batch(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise ValueError("value out of range: underflow")
+            return real(*args, **kwargs)
+
+        return batch
+
+    monkeypatch.setattr(scoring_sql, "rescore_batch_python", failing(real_python))
+    monkeypatch.setattr(scoring_sql, "rescore_batch_postgres", failing(real_sql))
+
+
+def test_the_rescore_command_continues_a_failed_run_after_its_last_batch(monkeypatch):
+    model = activate()
+    leads = LeadFactory.create_batch(5, company_size=500, country="DE")
+    fail_second_batch(monkeypatch)
+    with pytest.raises(CommandError, match="underflow"):
+        call_command("rescore", "--batch-size", "2", stdout=io.StringIO())
+    run = ScoringRun.objects.get()
+    assert (run.status, run.processed, run.last_lead_id) == (RunStatus.FAILED, 2, leads[1].pk)
+    assert [fresh(x).scored_with_id for x in leads] == [model.pk] * 2 + [None] * 3
+
+    out = io.StringIO()
+    call_command("rescore", stdout=out)
+    text = out.getvalue()
+    assert (
+        f"Continuing rescore run {run.pk} (manual, failed (value out of range: underflow))" in text
+    )
+    assert f"after lead {leads[1].pk:,}: 2 leads done." in text
+    assert "batches of 2 leads" in text  # the run keeps its batch size
+    assert "Done: 3 leads rescored in" in text
+    run = ScoringRun.objects.get()  # no second run
+    assert (run.status, run.processed, run.message) == (
+        RunStatus.DONE,
+        5,
+        "5 leads rescored with " + str(model) + ".",
+    )
+    assert [fresh(x).scored_with_id for x in leads] == [model.pk] * 5
+    # a finished run is not continued: the next rescore is a new one
+    call_command("rescore", stdout=io.StringIO())
+    assert ScoringRun.objects.count() == 2
+
+
+def test_the_rescore_command_continues_a_queued_activation_run_and_qualifies(monkeypatch):
+    old = activate()
+    lead = LeadFactory(company_size=500, country="DE")
+    TouchpointFactory(lead=lead, kind="demo_request")  # 110 under the new version too
+    call_command("rescore", stdout=io.StringIO())
+    ScoringModel.objects.filter(pk=old.pk).update(status=ModelStatus.RETIRED)
+    new = ScoringModel.objects.create(
+        name="Lower line", status=ModelStatus.ACTIVE, **validate_spec({**SPEC, "mql_total": 90})
+    )
+    # what an activation leaves for its task (here as if the broker lost the message)
+    queued = scoring.scoring_run_create(model=new, kind=RunKind.ACTIVATION)
+    Lead.objects.filter(pk=lead.pk).update(score=40)  # below the old version's line
+
+    call_command("rescore", "--batch-size", "10", stdout=io.StringIO())
+
+    assert ScoringRun.objects.filter(model=new).get().pk == queued.pk
+    queued.refresh_from_db()
+    assert (queued.status, queued.batch_size, queued.processed) == (RunStatus.DONE, 10, 1)
+    assert fresh(lead).stage == Stage.MQL  # as the activation's task would have moved it
+
+
+def test_the_rescore_command_refuses_while_a_run_is_in_progress():
+    activate()
+    LeadFactory()
+    run = scoring.scoring_run_create()
+    ScoringRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING, heartbeat_at=timezone.now()
+    )
+    with pytest.raises(CommandError, match=f"Rescore run {run.pk} \\(manual\\) is in progress"):
+        call_command("rescore", stdout=io.StringIO())
+    assert ScoringRun.objects.count() == 1
+    assert fresh(Lead.objects.get()).scored_with_id is None
+
+    # a stalled one (its worker died) is taken over
+    ScoringRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - dt.timedelta(hours=1))
+    call_command("rescore", stdout=io.StringIO())
+    run.refresh_from_db()
+    assert (run.status, run.processed, ScoringRun.objects.count()) == (RunStatus.DONE, 1, 1)
+
+
+def test_a_failed_run_of_a_retired_version_is_not_continued():
+    old = activate()
+    LeadFactory()
+    failed = scoring.scoring_run_create(model=old)
+    ScoringRun.objects.filter(pk=failed.pk).update(status=RunStatus.FAILED)
+    new = activate()
+    call_command("rescore", stdout=io.StringIO())
+    failed.refresh_from_db()
+    assert failed.status == RunStatus.FAILED
+    assert ScoringRun.objects.get(model=new).status == RunStatus.DONE
+
+
+def test_resuming_refuses_a_run_that_is_done():
+    activate()
+    run = scoring.scoring_run_create()
+    scoring.scoring_run_execute(run_id=run.pk)
+    assert scoring.scoring_run_resume(run_id=run.pk) is None
+    with pytest.raises(DomainError, match="at least 1"):
+        scoring.scoring_run_resume(run_id=run.pk, batch_size=0)
