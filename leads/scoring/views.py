@@ -1,5 +1,7 @@
 """The scoring models page: every version, its rules and diff, and the two managers' sign-off."""
 
+from datetime import datetime
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -48,6 +50,7 @@ def _draft_diff(model: ScoringModel) -> tuple[dict, ScoringModel | None]:
 def _model_context(request, model: ScoringModel, form: DecisionForm | None = None) -> dict:
     user = request.user
     diff, diff_base = _draft_diff(model)
+    preview = model.report.get("activation_preview")
     may_edit = can(user, Action.SCORING_PROPOSE)
     return {
         "model": model,
@@ -64,8 +67,14 @@ def _model_context(request, model: ScoringModel, form: DecisionForm | None = Non
         and not model.approvals.filter(by=user).exists(),
         "can_withdraw": model.status == ModelStatus.PROPOSED and can(user, Action.SCORING_PROPOSE),
         "pending": model.status in (ModelStatus.DRAFT, ModelStatus.PROPOSED),
-        "preview": model.report.get("activation_preview"),
+        "preview": preview if _counted_since_edit(model, preview) else None,
+        "preview_stale": bool(preview) and not _counted_since_edit(model, preview),
     }
+
+
+def _counted_since_edit(model: ScoringModel, preview: dict | None) -> bool:
+    # a draft's count taken before its last edit describes rules it no longer has
+    return bool(preview) and datetime.fromisoformat(preview["at"]) >= model.updated_at
 
 
 @team_member_required

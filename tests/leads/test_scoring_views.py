@@ -252,3 +252,18 @@ def test_edit_posts_need_a_csrf_token(marketer):
     for name in ("scoring_model_copy", "scoring_model_edit", "scoring_model_discard"):
         assert client.post(reverse(f"leads:{name}", args=[draft.pk])).status_code == 403
     assert ScoringModel.objects.filter(pk=draft.pk).exists()
+
+
+def test_a_count_taken_before_an_edit_is_not_shown_as_current(client, marketer):
+    draft = _draft(marketer)
+    scoring.scoring_model_preview_record(model_id=draft.pk)
+    client.force_login(marketer)
+    page = client.get(reverse("leads:scoring_model", args=[draft.pk])).content.decode()
+    assert "would meet this definition" in page
+    data = _edit_data(draft, mql_total=draft.mql_total - 1)
+    assert (
+        client.post(reverse("leads:scoring_model_edit", args=[draft.pk]), data).status_code == 302
+    )
+    page = client.get(reverse("leads:scoring_model", args=[draft.pk])).content.decode()
+    assert "would meet this definition" not in page
+    assert "Not counted since the last edit" in page
