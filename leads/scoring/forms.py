@@ -7,7 +7,7 @@ from django import forms
 
 from alignment.lib.errors import DomainError
 from leads.models import TouchpointKind
-from leads.scoring.models import ScoringModel
+from leads.scoring.models import ModelAction, ScoringModel
 from leads.scoring.rules import engagement_rule_label, fit_rule_label, spec_of
 
 FIT_EXAMPLE = (
@@ -74,12 +74,20 @@ class DraftForm(forms.Form):
     group_caps = _json_field(
         "Group caps", 2, f"The most points a group of rules can give, for example: {CAPS_EXAMPLE}"
     )
+    # when the editor was opened: a save over someone else's newer save is refused, not merged
+    loaded_at = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, model: ScoringModel | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.model = model
 
     @classmethod
     def for_model(cls, model: ScoringModel) -> "DraftForm":
         spec = spec_of(model)
         return cls(
+            model=model,
             initial={
+                "loaded_at": model.updated_at.isoformat(),
                 "name": model.name,
                 "description": model.description,
                 **{k: spec[k] for k in ("mql_total", "mql_fit", "grade_a", "grade_b", "grade_c")},
@@ -87,7 +95,7 @@ class DraftForm(forms.Form):
                 "fit_rules": _rules_text(spec["fit_rules"], engagement=False),
                 "engagement_rules": _rules_text(spec["engagement_rules"], engagement=True),
                 "group_caps": json.dumps(spec["group_caps"]),
-            }
+            },
         )
 
     def _json(self, name: str, empty: Any) -> Any:
@@ -115,6 +123,18 @@ class DraftForm(forms.Form):
 
     def clean_group_caps(self) -> dict:
         return self._json("group_caps", {})
+
+    def clean(self) -> dict:
+        data = super().clean()
+        model = self.model
+        if model is not None and data.get("loaded_at") != model.updated_at.isoformat():
+            by = model.events.filter(action=ModelAction.EDITED).order_by("-at").first()
+            who = f" by {by.by}" if by and by.by else ""
+            raise forms.ValidationError(
+                f"{model} was saved{who} after you opened it. Nothing of yours was saved: copy "
+                "your changes, reload the page to see the newer version, and apply them again."
+            )
+        return data
 
     def spec(self) -> dict:
         data = self.cleaned_data

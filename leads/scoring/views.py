@@ -169,7 +169,10 @@ def scoring_model_edit(request, pk: int):
     if model.status != ModelStatus.DRAFT and request.method != "POST":
         messages.error(request, f"{model} is not a draft; copy it to a draft to change it.")
         return redirect("leads:scoring_model", pk=pk)
-    form = DraftForm(request.POST) if request.method == "POST" else DraftForm.for_model(model)
+    if request.method == "POST":
+        form = DraftForm(request.POST, model=model)
+    else:
+        form = DraftForm.for_model(model)
     if request.method == "POST" and form.is_valid():
         try:
             services.scoring_model_update(

@@ -267,3 +267,17 @@ def test_a_count_taken_before_an_edit_is_not_shown_as_current(client, marketer):
     page = client.get(reverse("leads:scoring_model", args=[draft.pk])).content.decode()
     assert "would meet this definition" not in page
     assert "Not counted since the last edit" in page
+
+
+def test_a_save_over_a_newer_save_is_refused_and_keeps_the_newer_one(
+    client, marketer, marketing_manager
+):
+    draft = _draft(marketer)
+    opened = _edit_data(draft, mql_total=5)  # the marketer opens the editor
+    scoring.scoring_model_update(model=draft, by=marketing_manager, name="Manager's version")
+    client.force_login(marketer)
+    response = client.post(reverse("leads:scoring_model_edit", args=[draft.pk]), opened)
+    assert response.status_code == 400
+    assert "was saved by" in html.unescape(response.content.decode())
+    draft.refresh_from_db()
+    assert draft.name == "Manager's version" and draft.mql_total != 5
