@@ -145,6 +145,7 @@ class Lead(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="owned_leads",
+        db_index=False,  # lead_owner_stage (owner, stage) serves every lookup by owner
     )
     assigned_at = models.DateTimeField(null=True, blank=True)
 
@@ -308,7 +309,10 @@ FIRST_TOUCH_KINDS = frozenset(
 class Touchpoint(models.Model):
     """One interaction with a lead."""
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="touchpoints")
+    # no index of its own: touchpoint_lead_time (lead, occurred_at) serves the rescore as fast
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="touchpoints", db_index=False
+    )
     kind = models.CharField(max_length=32, choices=TouchpointKind.choices)
     occurred_at = models.DateTimeField(default=timezone.now)
     campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL)

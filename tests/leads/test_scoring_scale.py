@@ -283,3 +283,57 @@ def test_resuming_refuses_a_run_that_is_done():
     assert scoring.scoring_run_resume(run_id=run.pk) is None
     with pytest.raises(DomainError, match="at least 1"):
         scoring.scoring_run_resume(run_id=run.pk, batch_size=0)
+
+
+# --- the lead table's shape (migration 0007) -------------------------------------------------------
+
+
+def lead_table_indexes(*, unique: bool = False) -> dict[str, list[str]]:
+    with connection.cursor() as cursor:
+        found = {}
+        for table in ("leads_lead", "leads_touchpoint"):
+            constraints = connection.introspection.get_constraints(cursor, table)
+            found.update(
+                {
+                    name: c["columns"]
+                    for name, c in constraints.items()
+                    if c["index"] or unique and c["unique"]
+                }
+            )
+        return found
+
+
+def test_no_single_column_index_duplicates_a_composite():
+    indexes = lead_table_indexes()
+    assert "leads_lead_owner_id_1f4568d0" not in indexes
+    assert "leads_touchpoint_lead_id_bf98d552" not in indexes
+    # the composites that serve those lookups stay
+    assert indexes["lead_owner_stage"] == ["owner_id", "stage"]
+    assert indexes["touchpoint_lead_time"] == ["lead_id", "occurred_at"]
+
+
+@needs_postgres
+def test_the_lead_table_leaves_room_for_heap_only_score_writes():
+    indexes = lead_table_indexes()
+    assert not [name for name in indexes if name.endswith("_like")]
+    # email and external_id stay unique
+    unique = lead_table_indexes(unique=True)
+    assert ["email"] in unique.values() and ["external_id"] in unique.values()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'leads_lead'")
+        assert cursor.fetchone()[0] == ["fillfactor=50"]
+        # and no score column is indexed, which would make every score write non-HOT
+        cursor.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'leads_lead'::regclass"
+        )
+        indexed = {row[0] for row in cursor.fetchall()}
+    assert not indexed & {
+        "fit_score",
+        "engagement_score",
+        "score",
+        "grade",
+        "engagement_sums",
+        "engagement_anchor_at",
+        "scored_with_id",
+    }
