@@ -281,3 +281,12 @@ def test_a_save_over_a_newer_save_is_refused_and_keeps_the_newer_one(
     assert "was saved by" in html.unescape(response.content.decode())
     draft.refresh_from_db()
     assert draft.name == "Manager's version" and draft.mql_total != 5
+
+
+def test_the_list_links_each_draft_to_its_editor_for_marketing_only(client, marketer, rep):
+    draft = _draft(marketer)
+    edit_url = reverse("leads:scoring_model_edit", args=[draft.pk])
+    client.force_login(marketer)
+    assert edit_url in client.get(reverse("leads:scoring")).content.decode()
+    client.force_login(rep)
+    assert edit_url not in client.get(reverse("leads:scoring")).content.decode()
