@@ -16,7 +16,11 @@ then measures:
       default model's rules, computing the same columns;
   and checks that both store the same scores. Both run at the same scoring instant, after a
   VACUUM, so they do the same work. Target: (a) <= 1.5 x (b).
-  (c) `touchpoint_record` on random leads (marketing kinds), timing each call with its score
+  (f1), (f2) the floors, in the same run: the aggregate over all touchpoints alone (what any
+  rescore reads) and a bare `UPDATE leads_lead SET score = score` (what any rescore writes), with
+  the share of heap-only (HOT) updates of (a) and (f2) and the lead table's size. Target:
+  (a) <= 3 x (f1 + f2).
+  (c) (skipped with --ingest 0) `touchpoint_record` on random leads (marketing kinds), timing each call with its score
       update (and, when a lead crosses, its move to MQL and routing). Target: median <= 2 ms.
 With --history, also times a rescore that keeps the model-change history (ScoreSnapshot rows),
 then deletes the rows it wrote. The database keeps the touchpoints of (c).
@@ -119,8 +123,11 @@ SET (fit_score, engagement_score, score, grade, engagement_sums, engagement_anch
                    2 * sum(t.w) FILTER (WHERE t.kind = 'web_visit') AS web
             FROM (
                 SELECT kind,
-                       power(0.5::float8,
-                             extract(epoch FROM (%(at)s - occurred_at))::float8 / 2592000.0) AS w
+                       CASE WHEN extract(epoch FROM (%(at)s - occurred_at))::float8 / 2592000.0
+                                 >= 1075 THEN 0::float8
+                            ELSE power(0.5::float8, GREATEST(-1000::float8,
+                                 extract(epoch FROM (%(at)s - occurred_at))::float8 / 2592000.0))
+                       END AS w
                 FROM leads_touchpoint
                 WHERE lead_id = l.id
                   AND kind IN ('demo_request', 'form_submit', 'webinar_attended', 'event_attended',
@@ -132,6 +139,31 @@ SET (fit_score, engagement_score, score, grade, engagement_sums, engagement_anch
 )
 """
 )
+
+# floor 1: the aggregate over all touchpoints alone (the reads a rescore cannot avoid)
+AGGREGATE_FLOOR_SQL = """
+SELECT count(*), sum(e) FROM (
+    SELECT lead_id,
+           sum(CASE WHEN extract(epoch FROM (%(at)s - occurred_at))::float8 / 2592000.0 >= 1075
+                    THEN 0::float8
+                    ELSE power(0.5::float8, GREATEST(-1000::float8,
+                         extract(epoch FROM (%(at)s - occurred_at))::float8 / 2592000.0)) END) AS e
+    FROM leads_touchpoint
+    WHERE kind IN ('demo_request', 'form_submit', 'webinar_attended', 'event_attended',
+                   'content_download', 'email_click', 'email_open', 'web_visit')
+      AND occurred_at <= %(at)s + interval '1 day'
+    GROUP BY lead_id
+) s
+"""
+# floor 2: a new version of every lead row, computing nothing (the writes it cannot avoid)
+UPDATE_FLOOR_SQL = "UPDATE leads_lead SET score = score"
+TABLE_STATS_SQL = """
+SELECT n_tup_upd, n_tup_hot_upd, pg_relation_size('leads_lead'),
+       pg_indexes_size('leads_lead'),
+       (SELECT count(*) FROM pg_index WHERE indrelid = 'leads_lead'::regclass),
+       (SELECT reloptions FROM pg_class WHERE oid = 'leads_lead'::regclass)
+FROM pg_stat_user_tables WHERE relid = 'leads_lead'::regclass
+"""
 
 COMPARE_SQL = """
 SELECT count(*),
@@ -187,6 +219,22 @@ def vacuum() -> None:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE leads_lead")
         cursor.execute("CHECKPOINT")
+
+
+def table_stats() -> tuple[int, int, int, int, int, object]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")  # this backend's counts, now
+        cursor.execute(TABLE_STATS_SQL)
+        return cursor.fetchone()
+
+
+def hot_share(before: tuple, after: tuple) -> str:
+    updates, hot = after[0] - before[0], after[1] - before[1]
+    return (
+        f"{hot / updates:.1%} of {updates:,} updates heap-only (HOT)" if updates else "no updates"
+    )
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -273,11 +321,13 @@ def main() -> None:
     service_times, reference_times = [], []
     for _ in range(args.repeat):
         vacuum()
+        before = table_stats()
         seconds, done = service_run()
         service_times.append(seconds)
         print(
             f"(a) full rescore, service, batches of {args.batch_size:,}: {seconds:8.2f} s"
-            f"  ({done.processed:,} leads, {done.processed / seconds:,.0f} leads/s)"
+            f"  ({done.processed:,} leads, {done.processed / seconds:,.0f} leads/s; "
+            f"{hot_share(before, table_stats())})"
         )
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS bench_scoring_service")
@@ -305,6 +355,38 @@ def main() -> None:
     ratio = service_best / reference_best
     print(f"ratio (a) / (b): {ratio:.2f}  (target <= 1.5){'' if ratio <= 1.5 else '  MISSED'}")
 
+    # the floors: what any rescore must read, and what any rescore must write
+    aggregate_times, update_times = [], []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute(AGGREGATE_FLOOR_SQL, {"at": at})
+            grouped = cursor.fetchone()[0]
+        aggregate_times.append(time.perf_counter() - started)
+        print(
+            f"(f1) floor: the aggregate over all touchpoints alone:  {aggregate_times[-1]:8.2f} s"
+            f"  ({grouped:,} leads with touchpoints)"
+        )
+        vacuum()
+        before = table_stats()
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(UPDATE_FLOOR_SQL)
+        update_times.append(time.perf_counter() - started)
+        print(
+            f"(f2) floor: a bare `{UPDATE_FLOOR_SQL}`: {update_times[-1]:8.2f} s"
+            f"  ({hot_share(before, table_stats())})"
+        )
+    floors = min(aggregate_times) + min(update_times)
+    ratio = service_best / floors
+    print(f"ratio (a) / (f1 + f2): {ratio:.2f}  (target <= 3){'' if ratio <= 3 else '  MISSED'}")
+    stats = table_stats()
+    print(
+        f"lead table: heap {stats[2] / 2**20:,.0f} MB, {stats[4]} indexes {stats[3] / 2**20:,.0f}"
+        f" MB, options {stats[5] or 'none'}"
+    )
+
     if args.history:
         vacuum()
         later = at + timedelta(days=7)
@@ -317,6 +399,8 @@ def main() -> None:
         vacuum()
         service_run()  # back to the scores at `at`
 
+    if args.ingest <= 0:
+        return
     # (c) real-time ingest: the lead is loaded as a view or the API would, then timed
     rng = random.Random(args.seed)
     with connection.cursor() as cursor:
