@@ -91,9 +91,24 @@ class NewEvent:
     system: str = ""
 
 
-def _actor_check(by: User | None, system: str) -> None:
-    if by is None and not system:
+def _actor_check(actor_id: int | None, system: str) -> None:
+    if actor_id is None and not system:
         raise ValueError("An event needs a person or a named system.")
+
+
+def _outbox_entries(events: Iterable[LeadEvent], *, now: datetime) -> list[OutboxEntry]:
+    """One entry per reaction that settings name for each (written) event's type."""
+    return [
+        OutboxEntry(
+            event_id=event.pk,
+            reaction=name,
+            lead_id=event.lead_id,
+            created_at=now,
+            available_at=now,
+        )
+        for event in events
+        for name in reactions_for(event.type)
+    ]
 
 
 # The hot path (every touchpoint appends an event) writes the event and its outbox entries in one
@@ -121,7 +136,7 @@ def event_record(
     at: datetime | None = None,
 ) -> LeadEvent:
     """Append one event (and its outbox entries) in the caller's transaction."""
-    _actor_check(by, system)
+    _actor_check(by.pk if by is not None else None, system)
     now = timezone.now()
     event = LeadEvent(
         lead_id=lead.pk if lead is not None else None,
@@ -154,21 +169,23 @@ def event_record(
         event._state.adding = False
     else:
         event.save(force_insert=True)
-        OutboxEntry.objects.bulk_create(
-            [
-                OutboxEntry(
-                    event=event,
-                    reaction=name,
-                    lead_id=event.lead_id,
-                    created_at=now,
-                    available_at=now,
-                )
-                for name in reactions
-            ]
-        )
+        OutboxEntry.objects.bulk_create(_outbox_entries([event], now=now))
     if reactions:
         outbox_kick_after_commit()
     return event
+
+
+def event_record_from(event: NewEvent, *, by: User | None = None) -> LeadEvent:
+    """Append one event built as a NewEvent (the form the bulk writer takes); `by` is the person
+    its actor_id names."""
+    return event_record(
+        type=event.type,
+        lead=Lead(pk=event.lead_id) if event.lead_id is not None else None,
+        by=by,
+        system=event.system,
+        at=event.occurred_at,
+        payload=event.payload,
+    )
 
 
 def events_record_bulk(
@@ -196,21 +213,10 @@ def events_record_bulk(
     if not rows:
         return 0
     for e in rows:
-        if e.actor_id is None and not e.system:
-            raise ValueError("An event needs a person or a named system.")
+        _actor_check(e.actor_id, e.system)
     # bulk_create sets primary keys on PostgreSQL and on SQLite >= 3.35 (RETURNING)
     LeadEvent.objects.bulk_create(rows, batch_size=batch_size)
-    entries = [
-        OutboxEntry(
-            event_id=e.pk,
-            reaction=name,
-            lead_id=e.lead_id,
-            created_at=now,
-            available_at=now,
-        )
-        for e in rows
-        for name in (reactions_for(e.type) if react else ())
-    ]
+    entries = _outbox_entries(rows, now=now) if react else []
     if entries:
         OutboxEntry.objects.bulk_create(entries, batch_size=batch_size)
         outbox_kick_after_commit()
@@ -379,6 +385,7 @@ __all__ = [
     "EventType",
     "NewEvent",
     "event_record",
+    "event_record_from",
     "events_record_bulk",
     "outbox_backlog",
     "outbox_dispatch",

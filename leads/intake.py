@@ -16,7 +16,7 @@ from django.utils import timezone
 from alignment.lib.errors import DomainError
 from alignment.models import User
 from alignment.permissions import Action, require
-from leads.events import NewEvent, event_record, json_value
+from leads.events import NewEvent, event_record_from, json_value
 from leads.lifecycle import copy_state, lead_lock, qualify_if_crossing
 from leads.models import (
     LEAD_TEXT_FIELDS,
@@ -167,17 +167,6 @@ def lead_created_event(*, lead: Lead, by: User | None, system: str, at: datetime
     )
 
 
-def _record(event: NewEvent, *, by: User | None) -> None:
-    event_record(
-        type=event.type,
-        lead=Lead(pk=event.lead_id),
-        by=by,
-        system=event.system,
-        at=event.occurred_at,
-        payload=event.payload,
-    )
-
-
 def _save_changes(
     locked: Lead, changes: dict[str, list[Any]], *, by: User | None, system: str, at: datetime
 ) -> None:
@@ -186,7 +175,7 @@ def _save_changes(
     if not changes:
         return
     locked.save(update_fields=changed_attnames(changes))
-    _record(
+    event_record_from(
         lead_updated_event(lead_id=locked.pk, changes=changes, by=by, system=system, at=at),
         by=by,
     )
@@ -236,7 +225,7 @@ def lead_intake(*, data: dict[str, Any], by: User | None = None, system: str = "
                 raise
         else:
             lead, created = new, True
-            _record(lead_created_event(lead=lead, by=by, system=system, at=now), by=by)
+            event_record_from(lead_created_event(lead=lead, by=by, system=system, at=now), by=by)
     changes: dict[str, list[Any]] = {}
     if not created:
         if email and not lead.email:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from alignment.lib.errors import DomainError
 from alignment.models import User
 from alignment.permissions import Action, require
-from leads.events import NewEvent, event_record, events_record_bulk
+from leads.events import NewEvent, event_record_from, events_record_bulk
 from leads.models import EventType, Lead, Reason, ReasonKind, Stage, StageChange
 from leads.routing import lead_route
 from leads.scoring.services import (
@@ -274,14 +274,7 @@ def lead_move(
         deal_value=amount if to in DEAL_VALUE_REQUIRED else None,
     )
     for event in stage_change_events(change):
-        event_record(
-            type=event.type,
-            lead=locked,
-            by=by,
-            system=system,
-            at=at,
-            payload=event.payload,
-        )
+        event_record_from(event, by=by)
     if to == Stage.MQL:
         score_snapshot_mql(lead=locked, at=at)
         if locked.owner_id is None:

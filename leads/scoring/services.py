@@ -29,7 +29,6 @@ Decisions worth knowing:
 
 import json
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -764,21 +763,34 @@ def _still_active(model_id: int) -> bool:
     return bool(list(qs.values_list("pk", flat=True)))
 
 
+def _stored_qualifies(
+    *, fit: int, score: float, scored_with_id: int | None, models: dict[int, CompiledModel | None]
+) -> bool:
+    """Whether a stored score meets the definition of the version that computed it (`models`
+    caches the compiled versions across calls)."""
+    if scored_with_id is None:
+        return False
+    if scored_with_id not in models:
+        models[scored_with_id] = compiled_by_id(scored_with_id)
+    scored_with = models[scored_with_id]
+    return bool(scored_with and scored_with.qualifies(fit=fit, total=score))
+
+
 def _pre_mql_state(**scope: Any) -> dict[int, tuple[int, bool]]:
     """For the leads in new, nurturing or recycled within `scope`: their MQL count and whether
     their stored score meets the definition of the version that scored them (taken before a
     set-based rescore, to tell who crosses)."""
     models: dict[int, CompiledModel | None] = {}
-    state: dict[int, tuple[int, bool]] = {}
     rows = Lead.objects.filter(stage__in=PRE_MQL_STAGES, **scope).order_by()
-    for pk, count, fit, score, with_id in rows.values_list(
-        "pk", "mql_count", "fit_score", "score", "scored_with_id"
-    ):
-        if with_id is not None and with_id not in models:
-            models[with_id] = compiled_by_id(with_id)
-        scored_with = models.get(with_id) if with_id is not None else None
-        state[pk] = (count, bool(scored_with and scored_with.qualifies(fit=fit, total=score)))
-    return state
+    return {
+        pk: (
+            count,
+            _stored_qualifies(fit=fit, score=score, scored_with_id=with_id, models=models),
+        )
+        for pk, count, fit, score, with_id in rows.values_list(
+            "pk", "mql_count", "fit_score", "score", "scored_with_id"
+        )
+    }
 
 
 def _crossing(before: dict[int, tuple[int, bool]], model: CompiledModel, **scope: Any) -> list[int]:
@@ -812,38 +824,26 @@ def scoring_model_newly_qualifying(
     version that scored them). Read only; shown on the version's page before the sign-off."""
     compiled = compiled_model(model)
     at = at or timezone.now()
+    models: dict[int, CompiledModel | None] = {}
     count, after_id = 0, 0
     while True:
-        leads = list(
-            Lead.objects.filter(stage__in=PRE_MQL_STAGES, pk__gt=after_id)
-            .select_related("source")
-            .order_by("pk")[:batch_size]
-        )
+        qs = Lead.objects.filter(stage__in=PRE_MQL_STAGES, pk__gt=after_id).order_by("pk")
+        leads = list((qs.select_related("source") if compiled.uses_source else qs)[:batch_size])
         if not leads:
             return count
         after_id = leads[-1].pk
-        rows: dict[int, list] = defaultdict(list)
-        if compiled.kinds:
-            for lead_id, *row in (
-                Touchpoint.objects.filter(
-                    lead_id__in=[lead.pk for lead in leads], kind__in=compiled.kinds
-                )
-                .order_by()
-                .values_list("lead_id", "kind", "campaign_id", "metadata", "occurred_at")
-            ):
-                rows[lead_id].append(row)
-        before = _pre_mql_state(pk__in=[lead.pk for lead in leads])
-        for lead in leads:
-            source_key = lead.source.key if lead.source_id else None
-            fit = compiled.fit_score(lead_values(lead, source_key=source_key))
-            state = anchored_from_touchpoints(compiled, rows.get(lead.pk, ()), at=at)
-            total = fit + capped_total(compiled, state.sums)
-            mql_count, qualified_before = before[lead.pk]
+        for lead, fit, _, engagement in scoring_sql.scores_python(compiled, leads, at=at):
+            qualified_before = _stored_qualifies(
+                fit=lead.fit_score,
+                score=lead.score,
+                scored_with_id=lead.scored_with_id,
+                models=models,
+            )
             count += crosses_into_mql(
                 stage=lead.stage,
-                mql_count=mql_count,
+                mql_count=lead.mql_count,
                 qualified_before=qualified_before,
-                qualifies=compiled.qualifies(fit=fit, total=total),
+                qualifies=compiled.qualifies(fit=fit, total=fit + engagement),
             )
 
 

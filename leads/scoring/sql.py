@@ -21,6 +21,7 @@ keep a ScoreSnapshot for every lead whose fit, grade or total (by half a point o
 """
 
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -299,6 +300,33 @@ def rescore_batch_postgres(
     return written
 
 
+def scores_python(
+    model: CompiledModel,
+    leads: list[Lead],
+    *,
+    at: datetime,
+    touchpoints: dict[str, Any] | None = None,
+) -> Iterator[tuple[Lead, int, Anchored, float]]:
+    """Each lead with its fit, its engagement state and its capped engagement at `at`, computed
+    with the real-time functions; the leads' touchpoints are read in one query (`touchpoints`: a
+    filter covering them, by default their ids). The source must be loaded when the model reads
+    it (select_related)."""
+    rows: dict[int, list] = defaultdict(list)
+    if model.kinds and leads:
+        scope = touchpoints or {"lead_id__in": [lead.pk for lead in leads]}
+        for lead_id, *row in (
+            Touchpoint.objects.filter(**scope, kind__in=model.kinds)
+            .order_by()
+            .values_list("lead_id", "kind", "campaign_id", "metadata", "occurred_at")
+        ):
+            rows[lead_id].append(row)
+    for lead in leads:
+        source_key = lead.source.key if model.uses_source and lead.source_id else None
+        fit = model.fit_score(lead_values(lead, source_key=source_key))
+        state = anchored_from_touchpoints(model, rows.get(lead.pk, ()), at=at)
+        yield lead, fit, state, capped_total(model, state.sums)
+
+
 def rescore_batch_python(
     model: CompiledModel,
     *,
@@ -313,20 +341,8 @@ def rescore_batch_python(
     tp_scope = {"lead_id__in": ids} if ids is not None else {"lead_id__gte": lo, "lead_id__lte": hi}
     qs = Lead.objects.filter(**scope).order_by("pk")
     leads = list(qs.select_related("source") if model.uses_source else qs)
-    rows: dict[int, list] = defaultdict(list)
-    if model.kinds:
-        for lead_id, *row in (
-            Touchpoint.objects.filter(**tp_scope, kind__in=model.kinds)
-            .order_by()
-            .values_list("lead_id", "kind", "campaign_id", "metadata", "occurred_at")
-        ):
-            rows[lead_id].append(row)
     written: list[ScoreSnapshot] = []
-    for lead in leads:
-        source_key = lead.source.key if model.uses_source and lead.source_id else None
-        fit = model.fit_score(lead_values(lead, source_key=source_key))
-        state = anchored_from_touchpoints(model, rows.get(lead.pk, ()), at=at)
-        engagement = capped_total(model, state.sums)
+    for lead, fit, state, engagement in scores_python(model, leads, at=at, touchpoints=tp_scope):
         grade = model.grade(fit)
         if (
             snapshots
