@@ -171,3 +171,93 @@ def backtest_counts(mql: np.ndarray, label: np.ndarray) -> dict:
         "open": int(np.sum(mql & (label < 0))),
         "conversion_rate": _r(converted / decided if decided else None),
     }
+
+
+# a proposal must beat the active version by more than this share of the bootstrap spread of the
+# AUC difference to count as better; below it the two are "within noise"
+VERDICT_BOOTSTRAPS = 200
+VERDICT_BETTER = "better"
+VERDICT_WITHIN_NOISE = "within_noise"
+VERDICT_WORSE = "worse"
+VERDICT_NO_ACTIVE = "no_active"
+# the verdicts under which a proposal is safe to sign (the weekly job proposes nothing else)
+SAFE_VERDICTS = (VERDICT_BETTER, VERDICT_NO_ACTIVE)
+
+
+def verdict(
+    proposal: np.ndarray,
+    active: np.ndarray | None,
+    y: np.ndarray,
+    *,
+    seed: int,
+    active_label: str = "",
+    bootstraps: int = VERDICT_BOOTSTRAPS,
+) -> dict:
+    """Is the proposal better than the active version on the same holdout leads? The difference
+    of the two AUCs, and its noise: the half-width of the middle 95% of the difference over
+    paired bootstrap resamples of the holdout (the same resampled leads score both versions).
+    "better" only when the difference is positive and larger than that noise."""
+    proposal_auc = auc(proposal, y)
+    if active is None:
+        return {
+            "level": VERDICT_NO_ACTIVE,
+            "safe": True,
+            "proposal_auc": _r(proposal_auc),
+            "active_auc": None,
+            "difference": None,
+            "noise": None,
+            "message": "There is no active version to compare with.",
+        }
+    active_auc = auc(active, y)
+    difference = (proposal_auc or 0.0) - (active_auc or 0.0)
+    rng = np.random.default_rng(seed)
+    spread = []
+    for _ in range(bootstraps):
+        rows = rng.integers(0, len(y), len(y))
+        a, b = auc(proposal[rows], y[rows]), auc(active[rows], y[rows])
+        if a is not None and b is not None:
+            spread.append(a - b)
+    low, high = np.quantile(spread, [0.025, 0.975]) if spread else (difference, difference)
+    noise = float(high - low) / 2.0
+    name = f"the active version {active_label}".strip()
+    if difference <= 0:
+        level = VERDICT_WORSE
+        message = (
+            f"This proposal ranks the holdout leads worse than {name}: AUC "
+            f"{proposal_auc:.3f} against {active_auc:.3f}. Signing it would make scoring worse."
+        )
+    elif difference <= noise:
+        level = VERDICT_WITHIN_NOISE
+        message = (
+            f"This proposal is not clearly better than {name}: AUC {proposal_auc:.3f} against "
+            f"{active_auc:.3f}, a difference of {difference:+.3f} within the noise of this "
+            f"holdout (±{noise:.3f})."
+        )
+    else:
+        level = VERDICT_BETTER
+        message = (
+            f"This proposal ranks the holdout leads better than {name}: AUC {proposal_auc:.3f} "
+            f"against {active_auc:.3f} ({difference:+.3f}, noise ±{noise:.3f})."
+        )
+    return {
+        "level": level,
+        "safe": level in SAFE_VERDICTS,
+        "proposal_auc": _r(proposal_auc),
+        "active_auc": _r(active_auc),
+        "difference": _r(difference),
+        "noise": _r(noise),
+        "message": message,
+    }
+
+
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def leads_per_month(created: Sequence[datetime], *, now: datetime, days: int = 90) -> float | None:
+    """How many leads arrive in a month: those created in the last `days` days, per month. None
+    when none arrived then (an import of old leads all created at once says nothing of a month)."""
+    since = now.timestamp() - days * 86400
+    recent = sum(1 for at in created if at is not None and at.timestamp() >= since)
+    if not recent:
+        return None
+    return recent / (days / DAYS_PER_MONTH)
