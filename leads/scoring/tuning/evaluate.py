@@ -15,7 +15,7 @@ from leads.scoring.engagement import (
     engagement_at,
 )
 from leads.scoring.rules import GRADES, CompiledModel
-from leads.scoring.tuning.data import Touch
+from leads.scoring.tuning.data import Touch, Touchpoints
 from leads.scoring.tuning.features import LeadTable, fit_scores
 from leads.scoring.tuning.learn import auc
 
@@ -29,19 +29,24 @@ def _r(x: float | None, places: int = 4) -> float | None:
 def engagement_scores(
     model: CompiledModel,
     rows: Sequence[int],
-    touches: dict[int, list[Touch]],
+    touches: Touchpoints | dict[int, list[Touch]],
     cutoffs: Sequence[datetime],
 ) -> np.ndarray:
     """Each lead's engagement at its cutoff, from its touchpoints up to then."""
     out = np.zeros(len(rows))
     if not model.kinds:
         return out
+    compact = isinstance(touches, Touchpoints)
     for n, i in enumerate(rows):
-        items = touches.get(i)
+        at = cutoffs[i]
+        if compact:
+            # only the model's kinds up to the cutoff become tuples: the others add nothing
+            items = touches.until(i, at, kinds=model.kinds)
+        else:
+            items = [t for t in touches.get(i) or () if t[3] <= at]
         if not items:
             continue
-        at = cutoffs[i]
-        state = anchored_from_touchpoints(model, [t for t in items if t[3] <= at], at=at)
+        state = anchored_from_touchpoints(model, items, at=at)
         out[n] = engagement_at(model, state, at)
     return out
 
@@ -49,7 +54,7 @@ def engagement_scores(
 def peak_totals(
     model: CompiledModel,
     fit: np.ndarray,
-    touches: dict[int, list[Touch]],
+    touches: Touchpoints | dict[int, list[Touch]],
     ends: Sequence[datetime],
 ) -> np.ndarray:
     """Each lead's highest total until `ends[i]`: the fit, and the total just after each of its
@@ -58,7 +63,12 @@ def peak_totals(
     peak = fit.astype(float).copy()
     if not model.kinds:
         return peak
-    for i, items in touches.items():
+    if isinstance(touches, Touchpoints):
+        # one lead's tuples at a time, only of the model's kinds and up to its end
+        leads = ((i, touches.until(i, ends[i], kinds=model.kinds)) for i in touches)
+    else:
+        leads = touches.items()
+    for i, items in leads:
         state = Anchored()
         for kind, campaign_id, metadata, at in items:
             if at > ends[i]:
