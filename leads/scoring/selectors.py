@@ -6,15 +6,19 @@ from typing import Any
 
 from django.utils import timezone
 
+from alignment.models import Role, User
 from leads.models import Lead, ScoreSnapshot, ScoringModel, Touchpoint
 from leads.scoring.compiled import compiled_model, scoring_model_active
 from leads.scoring.engagement import decay
+from leads.scoring.models import ModelAction, ModelStatus
 from leads.scoring.rules import (
     ATTRIBUTE_PREFIX,
     UNCAPPED,
     CompiledModel,
     fit_total,
     lead_values,
+    spec_diff,
+    spec_of,
 )
 
 
@@ -159,3 +163,171 @@ def lead_score_history(*, lead: Lead, limit: int = 50) -> list[ScoreSnapshot]:
         .select_related("model")
         .order_by("-at", "-id")[:limit]
     )
+
+
+# --- what a manager signs -------------------------------------------------------------------------
+
+# what else is at stake when a proposal is not shown to be better, by the verdict's level
+# (leads.scoring.tuning.evaluate.verdict)
+VERDICT_RISKS = {
+    "worse": (
+        "Approving it is allowed, but once it is active sales would receive MQLs ranked worse "
+        "than today's: leads that convert less often would be routed first."
+    ),
+    "within_noise": (
+        "Approving it is allowed, but nothing shows it ranks leads better than the version in "
+        "force: grades would change and leads become MQLs without a measured gain."
+    ),
+}
+VERDICT_TITLES = {
+    "worse": "Warning: this proposal scores leads worse than the version in force",
+    "within_noise": "Warning: this proposal is not clearly better than the version in force",
+}
+OTHER_TITLE = "Warning: this proposal was not shown to be better than the version in force"
+OTHER_RISK = (
+    "Approving it is allowed, but it was not shown to rank leads better than the version in force."
+)
+APPROVING_SIDES = {Role.MARKETING_MANAGER: "marketing", Role.SALES_MANAGER: "sales"}
+
+
+def scoring_model_diff(*, model: ScoringModel) -> tuple[dict, ScoringModel | None]:
+    """A version's changes and the version they are against: a draft against the version in
+    force now; any other version keeps the diff it was proposed (or activated) with."""
+    if model.status != ModelStatus.DRAFT:
+        return model.diff, model.diff_base
+    active = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).first()
+    return spec_diff(spec_of(active) if active else None, spec_of(model)), active
+
+
+def scoring_model_preview(*, model: ScoringModel) -> tuple[dict | None, bool]:
+    """The activation preview kept on the version (how many leads become MQLs and change grade)
+    and whether a kept one is stale: counted before the version's last change, so it describes
+    rules the version no longer has."""
+    preview = (model.report or {}).get("activation_preview")
+    if not preview:
+        return None, False
+    if datetime.fromisoformat(preview["at"]) < model.updated_at:
+        return None, True
+    return preview, False
+
+
+def scoring_model_verdict(*, model: ScoringModel, active: ScoringModel | None) -> dict:
+    """Whether the version was shown, on the fine-tuning holdout, to rank leads better than the
+    version in force, in words for a manager. `tone`: "danger" when the verdict is not safe to
+    sign (worse, or within the noise), "ok" when it is, "neutral" when it was never measured
+    against the version in force (written by hand, edited after tuning, measured against a
+    version since replaced, or a report older than the verdict)."""
+    report = model.report or {}
+    if report.get("kind") != "tuning":
+        return {
+            "tone": "neutral",
+            "level": "not_measured",
+            "title": "Not measured against the version in force",
+            "message": (
+                "This version was written by hand: it was not measured against the active "
+                "version on a holdout of leads with known outcomes, so nothing here says whether "
+                "it ranks leads better or worse."
+            ),
+            "risk": "",
+            "verdict": None,
+        }
+    if model.events.filter(action=ModelAction.EDITED).exists():
+        return {
+            "tone": "neutral",
+            "level": "edited",
+            "title": "Not measured against the version in force",
+            "message": (
+                "Its rules were edited after fine-tuning measured them, so the fine-tuning report "
+                "describes other rules: this version was not measured against the active version "
+                "on a holdout."
+            ),
+            "risk": "",
+            "verdict": None,
+        }
+    verdict = report.get("verdict")
+    measured = report.get("model", {})
+    replaced = (
+        "based_on" in measured
+        and measured["based_on"] != (active.pk if active else None)
+        and active is not None
+    )
+    since = ""
+    if replaced:
+        then = (
+            f"against v{measured['based_on']}, then in force"
+            if measured["based_on"]
+            else "when no version was in force"
+        )
+        since = (
+            f" That was measured {then}; {active.label}, in force now, has not been compared "
+            "with it."
+        )
+    if not verdict:
+        proposal_auc = (report.get("proposal") or {}).get("auc")
+        active_auc = (report.get("active") or {}).get("auc")
+        figures = (
+            f"holdout AUC {proposal_auc:.3f} against {active_auc:.3f} for the active version"
+            if proposal_auc is not None and active_auc is not None
+            else "no comparison with the active version"
+        )
+        return {
+            "tone": "neutral",
+            "level": "no_verdict",
+            "title": "No verdict on this proposal",
+            "message": (
+                f"This fine-tuning report is older than the verdict: {figures}, without an "
+                "estimate of the noise, so it does not say whether the difference is real." + since
+            ),
+            "risk": "",
+            "verdict": None,
+        }
+    if not verdict.get("safe"):
+        return {
+            "tone": "danger",
+            "level": verdict.get("level", ""),
+            "title": VERDICT_TITLES.get(verdict.get("level"), OTHER_TITLE),
+            "message": verdict.get("message", "") + since,
+            "risk": VERDICT_RISKS.get(verdict.get("level"), OTHER_RISK),
+            "verdict": verdict,
+        }
+    return {
+        "tone": "neutral" if replaced else "ok",
+        "level": verdict.get("level", ""),
+        "title": "Measured on the fine-tuning holdout",
+        "message": verdict.get("message", "") + since,
+        "risk": "",
+        "verdict": verdict,
+    }
+
+
+def scoring_model_signoff(*, model: ScoringModel, by: User) -> dict:
+    """What a manager's approval of `model` would change, for the confirmation they read first:
+    the rules added, removed and changed, the leads that change grade and become MQLs (the kept
+    activation preview), the verdict, and whether this approval activates the version (the other
+    side has approved) or is the first of the two."""
+    active = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).first()
+    diff, diff_base = scoring_model_diff(model=model)
+    preview, preview_stale = scoring_model_preview(model=model)
+    approvals = list(model.approvals.select_related("by"))
+    sides = {a.role for a in approvals} | {by.effective_role}
+    empty = {"added": [], "removed": [], "changed": []}
+    fit, engagement = diff.get("fit_rules") or empty, diff.get("engagement_rules") or empty
+    rules = {
+        what: [{"part": "fit", **r} for r in fit[what]]
+        + [{"part": "engagement", **r} for r in engagement[what]]
+        for what in ("added", "removed", "changed")
+    }
+    return {
+        "model": model,
+        "active": active,
+        "diff": diff,
+        "diff_base": diff_base,
+        "rules": rules,
+        "rule_changes": sum(len(v) for v in rules.values()),
+        "verdict": scoring_model_verdict(model=model, active=active),
+        "preview": preview,
+        "preview_stale": preview_stale,
+        "approvals": approvals,
+        "activates": sides >= set(APPROVING_SIDES),
+        "waiting_for": [Role(role).label.lower() for role in APPROVING_SIDES if role not in sides],
+    }

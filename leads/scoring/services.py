@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from alignment.models import Role, User
 from alignment.permissions import Action, require
+from leads.conditions import SqlParams
 from leads.events import event_record
 from leads.models import Campaign, EventType, Lead, Source, Stage, Touchpoint
 from leads.scoring import sql as scoring_sql
@@ -639,9 +640,13 @@ def scoring_model_send_back(*, model: ScoringModel, by: User, note: str) -> Scor
 
 
 @transaction.atomic
-def scoring_model_approve(*, model: ScoringModel, by: User, note: str = "") -> ScoringModel:
+def scoring_model_approve(
+    *, model: ScoringModel, by: User, note: str = "", read_at: datetime | None = None
+) -> ScoringModel:
     """One manager's approval. With both sides approved, the version becomes active: the previous
-    one is retired and a full rescore is queued (after commit)."""
+    one is retired and a full rescore is queued (after commit). `read_at`: the version's
+    `updated_at` when the manager read what changes; a version withdrawn, edited or proposed
+    again since then is refused, so nobody approves rules they have not read."""
     require(by, Action.SCORING_APPROVE)
     # the lock makes two managers approving at the same moment activate exactly once
     locked = ScoringModel.objects.select_for_update().get(pk=model.pk)
@@ -649,6 +654,11 @@ def scoring_model_approve(*, model: ScoringModel, by: User, note: str = "") -> S
         raise ScoringError(
             f"{locked} is {_label(locked.status)}; only a proposed version can be approved.",
             field="status",
+        )
+    if read_at is not None and locked.updated_at != read_at:
+        raise ScoringError(
+            f"{locked} changed after you opened it (it was withdrawn, edited or proposed again); "
+            "nothing was approved. Read what changes again, then approve."
         )
     approvals = list(locked.approvals.select_related("by"))
     if any(a.by_id == by.pk for a in approvals):
@@ -847,10 +857,85 @@ def scoring_model_newly_qualifying(
             )
 
 
+def _grade_moves_python(
+    compiled: CompiledModel, moves: dict[tuple[str, str], int], batch_size: int, **scope: Any
+) -> None:
+    after_id = 0
+    while True:
+        qs = Lead.objects.filter(pk__gt=after_id, **scope).exclude(scored_with_id=None)
+        qs = qs.order_by("pk")
+        leads = list((qs.select_related("source") if compiled.uses_source else qs)[:batch_size])
+        if not leads:
+            return
+        after_id = leads[-1].pk
+        for lead in leads:
+            source_key = lead.source.key if compiled.uses_source and lead.source_id else None
+            grade = compiled.grade(compiled.fit_score(lead_values(lead, source_key=source_key)))
+            if grade != lead.grade:
+                moves[(lead.grade, grade)] = moves.get((lead.grade, grade), 0) + 1
+
+
+def _grade_moves_postgres(compiled: CompiledModel, moves: dict[tuple[str, str], int]) -> list[int]:
+    """The grade moves of every scored lead that SQL decides, in one GROUP BY; returns the ids of
+    the leads only Python scores exactly (see leads.scoring.sql)."""
+    python_ids: list[int] = []
+    with connection.cursor() as cursor:
+        undecided = scoring_sql.python_leads_statement(compiled)
+        if undecided is not None:
+            cursor.execute(undecided[0], {**undecided[1], "lo": 0, "hi": 2**63 - 1})
+            python_ids = [row[0] for row in cursor.fetchall()]
+        p = SqlParams()
+        fit = scoring_sql.fit_score_sql(
+            compiled, p, lead="l", source_key=scoring_sql.SOURCE_KEY_SQL
+        )
+        cursor.execute(
+            f"""SELECT x.grade, {scoring_sql.grade_sql(compiled, "x.fit", p)} AS new_grade,
+                       count(*)
+                FROM (
+                    SELECT l.grade, {fit} AS fit FROM leads_lead l
+                    WHERE l.scored_with_id IS NOT NULL
+                      AND NOT (l.id = ANY(%(python_ids)s::bigint[]))
+                ) x
+                GROUP BY 1, 2""",
+            {**p.values, "python_ids": python_ids},
+        )
+        for old, new, count in cursor.fetchall():
+            if old != new:
+                moves[(old, new)] = moves.get((old, new), 0) + count
+    return python_ids
+
+
+def scoring_model_grade_changes(
+    *, model: ScoringModel, batch_size: int = DEFAULT_BATCH_SIZE, use_sql: bool | None = None
+) -> list[dict]:
+    """How many leads would show another grade if `model` were activated: one row per move
+    ({"from": "C", "to": "B", "count": n}, by grade), over every lead that has a score now (a lead
+    never scored has no grade to change; the activation gives it one). The grade depends on the
+    fit alone, so no touchpoint is read. Read only. PostgreSQL: one GROUP BY over the fit as SQL
+    (plus Python for the few leads SQL cannot decide); other databases: Python in batches."""
+    compiled = compiled_model(model)
+    moves: dict[tuple[str, str], int] = {}
+    if use_sql is None:
+        use_sql = connection.vendor == "postgresql"
+    if use_sql:
+        python_ids = _grade_moves_postgres(compiled, moves)
+        if python_ids:
+            _grade_moves_python(compiled, moves, batch_size, pk__in=python_ids)
+    else:
+        _grade_moves_python(compiled, moves, batch_size)
+    return [
+        {"from": old, "to": new, "count": count}
+        for (old, new), count in sorted(moves.items())
+        if count
+    ]
+
+
 def scoring_model_preview_record(*, model_id: int) -> int | None:
-    """Count scoring_model_newly_qualifying for a draft or proposed version and keep the figure
-    (with its time) on the version, for its page. Run by a task: on a million leads the count
-    takes minutes. Returns the count, or None when the version is gone or no longer pending."""
+    """Count, for a draft or proposed version, the leads it would make MQLs
+    (scoring_model_newly_qualifying) and those whose grade it would change
+    (scoring_model_grade_changes), and keep the figures (with their time) on the version, for its
+    page and the approval's confirmation. Run by a task: on a million leads the count takes
+    minutes. Returns the MQL count, or None when the version is gone or no longer pending."""
     model = ScoringModel.objects.filter(
         pk=model_id, status__in=(ModelStatus.DRAFT, ModelStatus.PROPOSED)
     ).first()
@@ -858,8 +943,15 @@ def scoring_model_preview_record(*, model_id: int) -> int | None:
         return None
     at = timezone.now()
     count = scoring_model_newly_qualifying(model=model, at=at)
+    moves = scoring_model_grade_changes(model=model)
+    preview = {
+        "count": count,
+        "grade_changes": sum(move["count"] for move in moves),
+        "grade_moves": moves,
+        "at": at.isoformat(),
+    }
     # a conditional update of the report alone: the frozen spec is not touched
-    report = {**model.report, "activation_preview": {"count": count, "at": at.isoformat()}}
+    report = {**model.report, "activation_preview": preview}
     ScoringModel.objects.filter(pk=model.pk, updated_at=model.updated_at).update(report=report)
     return count
 

@@ -5,21 +5,48 @@ from datetime import datetime
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from alignment.decorators import team_member_required
 from alignment.lib.errors import DomainError
 from alignment.permissions import Action, can
-from leads.scoring import services
+from leads.scoring import selectors, services
 from leads.scoring.forms import DraftForm
 from leads.scoring.models import ModelStatus, ScoringModel
-from leads.scoring.rules import spec_diff, spec_of
 from leads.scoring.tasks import scoring_preview
+
+APPROVERS_ONLY = (
+    "You may not approve scoring model versions: a marketing manager and a sales manager sign "
+    "them off."
+)
 
 
 class DecisionForm(forms.Form):
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ApproveForm(forms.Form):
+    """An approval, given only after reading what it changes (the confirmation page)."""
+
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    confirm = forms.BooleanField(
+        label="I have read what changes",
+        error_messages={
+            "required": "Tick “I have read what changes” to approve; nothing was approved."
+        },
+    )
+    # the version's updated_at when the page was shown: a version changed since is refused
+    read_at = forms.CharField(widget=forms.HiddenInput)
+
+    def clean_read_at(self) -> datetime:
+        try:
+            return datetime.fromisoformat(self.cleaned_data["read_at"])
+        except ValueError:
+            raise forms.ValidationError(
+                "Open the approval page again; nothing was approved."
+            ) from None
 
 
 @team_member_required
@@ -38,20 +65,13 @@ def scoring_models(request):
     )
 
 
-def _draft_diff(model: ScoringModel) -> tuple[dict, ScoringModel | None]:
-    """A draft's changes against the version in force now (a proposal keeps the diff it was
-    proposed with)."""
-    if model.status != ModelStatus.DRAFT:
-        return model.diff, model.diff_base
-    active = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).first()
-    return spec_diff(spec_of(active) if active else None, spec_of(model)), active
-
-
 def _model_context(request, model: ScoringModel, form: DecisionForm | None = None) -> dict:
     user = request.user
-    diff, diff_base = _draft_diff(model)
-    preview = model.report.get("activation_preview")
+    diff, diff_base = selectors.scoring_model_diff(model=model)
+    preview, preview_stale = selectors.scoring_model_preview(model=model)
     may_edit = can(user, Action.SCORING_PROPOSE)
+    pending = model.status in (ModelStatus.DRAFT, ModelStatus.PROPOSED)
+    active = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).first() if pending else None
     return {
         "model": model,
         "diff": diff,
@@ -66,15 +86,11 @@ def _model_context(request, model: ScoringModel, form: DecisionForm | None = Non
         and can(user, Action.SCORING_APPROVE)
         and not model.approvals.filter(by=user).exists(),
         "can_withdraw": model.status == ModelStatus.PROPOSED and can(user, Action.SCORING_PROPOSE),
-        "pending": model.status in (ModelStatus.DRAFT, ModelStatus.PROPOSED),
-        "preview": preview if _counted_since_edit(model, preview) else None,
-        "preview_stale": bool(preview) and not _counted_since_edit(model, preview),
+        "pending": pending,
+        "verdict": selectors.scoring_model_verdict(model=model, active=active) if pending else None,
+        "preview": preview,
+        "preview_stale": preview_stale,
     }
-
-
-def _counted_since_edit(model: ScoringModel, preview: dict | None) -> bool:
-    # a draft's count taken before its last edit describes rules it no longer has
-    return bool(preview) and datetime.fromisoformat(preview["at"]) >= model.updated_at
 
 
 @team_member_required
@@ -85,15 +101,17 @@ def scoring_model(request, pk: int):
 
 ACTIONS = {
     "propose": (services.scoring_model_propose, "proposed for sign-off"),
-    "approve": (services.scoring_model_approve, "approved"),
     "send-back": (services.scoring_model_send_back, "sent back to draft"),
     "withdraw": (services.scoring_model_withdraw, "withdrawn to draft"),
 }
 
 
 @team_member_required
-@require_POST
 def scoring_model_decide(request, pk: int, action: str):
+    if action == "approve":
+        return scoring_model_approve(request, pk)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     model = get_object_or_404(ScoringModel, pk=pk)
     if action not in ACTIONS:
         return redirect("leads:scoring_model", pk=pk)
@@ -111,6 +129,54 @@ def scoring_model_decide(request, pk: int, action: str):
         _queue_preview(model)
     messages.success(request, f"{model} {done}; it is now {model.get_status_display()}.")
     return redirect("leads:scoring_model", pk=pk)
+
+
+def scoring_model_approve(request, pk: int):
+    """The approval, behind a confirmation: GET shows what the approval changes (rules, grades,
+    new MQLs, the verdict's warning); POST approves only with "I have read what changes" ticked
+    and only the version as it was shown."""
+    if not can(request.user, Action.SCORING_APPROVE):
+        raise PermissionDenied(APPROVERS_ONLY)
+    model = get_object_or_404(ScoringModel, pk=pk)
+    if request.method == "POST":
+        form = ApproveForm(request.POST)
+        if form.is_valid():
+            try:
+                services.scoring_model_approve(
+                    model=model,
+                    by=request.user,
+                    note=form.cleaned_data["note"],
+                    read_at=form.cleaned_data["read_at"],
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                model.refresh_from_db()
+                if model.status == ModelStatus.PROPOSED:
+                    _queue_preview(model)
+                messages.success(
+                    request, f"{model} approved; it is now {model.get_status_display()}."
+                )
+                return redirect("leads:scoring_model", pk=pk)
+        model.refresh_from_db()
+        return _approve_page(request, model, form, status=400)
+    if model.status != ModelStatus.PROPOSED:
+        messages.error(request, f"{model} is not proposed; only a proposal can be approved.")
+        return redirect("leads:scoring_model", pk=pk)
+    if model.approvals.filter(by=request.user).exists():
+        messages.error(request, f"You have already approved {model}.")
+        return redirect("leads:scoring_model", pk=pk)
+    return _approve_page(request, model, ApproveForm())
+
+
+def _approve_page(request, model: ScoringModel, form: ApproveForm, status: int = 200):
+    context = {
+        **selectors.scoring_model_signoff(model=model, by=request.user),
+        "form": form,
+        # the version whose changes this page shows; the approval is refused if it changes
+        "read_at": model.updated_at.isoformat(),
+    }
+    return render(request, "leads/scoring/approve.html", context, status=status)
 
 
 def _queue_preview(model: ScoringModel) -> bool:
@@ -132,6 +198,8 @@ def scoring_model_preview(request, pk: int):
         messages.success(request, "Counting the leads this version would qualify; reload soon.")
     else:
         messages.error(request, "The task queue is not reachable right now; try again later.")
+    if request.POST.get("next") == "approve":
+        return redirect("leads:scoring_model_decide", pk=pk, action="approve")
     return redirect("leads:scoring_model", pk=pk)
 
 

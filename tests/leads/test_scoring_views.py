@@ -22,9 +22,11 @@ def _draft(by) -> ScoringModel:
 
 
 def _post(client, model, action, note=""):
-    return client.post(
-        reverse("leads:scoring_model_decide", args=[model.pk, action]), {"note": note}
-    )
+    data = {"note": note}
+    if action == "approve":  # the confirmation page's form: ticked, for the version as read
+        read_at = ScoringModel.objects.get(pk=model.pk).updated_at.isoformat()
+        data |= {"confirm": "on", "read_at": read_at}
+    return client.post(reverse("leads:scoring_model_decide", args=[model.pk, action]), data)
 
 
 def test_list_shows_the_active_model_and_pending_proposals(client, marketer, rep):
@@ -77,7 +79,7 @@ def test_only_managers_may_approve_from_the_page(client, people, who):
     page = client.get(reverse("leads:scoring_model", args=[draft.pk])).content.decode()
     assert ">Approve<" not in page
     response = _post(client, draft, "approve")
-    assert response.status_code == 400
+    assert response.status_code == 403
     assert "may not" in response.content.decode()
     assert not draft.approvals.exists()
 
