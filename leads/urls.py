@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from leads import views
 from leads.scoring import views as scoring_views
+from leads.scoring.preview_views import scoring_model_edit_preview
 
 app_name = "leads"
 urlpatterns = [
@@ -23,6 +24,7 @@ urlpatterns = [
     ),
     path("scoring/<int:pk>/copy/", scoring_views.scoring_model_copy, name="scoring_model_copy"),
     path("scoring/<int:pk>/edit/", scoring_views.scoring_model_edit, name="scoring_model_edit"),
+    path("scoring/<int:pk>/edit/preview/", scoring_model_edit_preview, name="scoring_edit_preview"),
     path(
         "scoring/<int:pk>/discard/",
         scoring_views.scoring_model_discard,
