@@ -31,7 +31,7 @@ PROPOSED_RULES = [
 ]  # fmt: skip
 
 
-def _leads() -> dict[str, list[Lead]]:
+def scored_leads() -> dict[str, list[Lead]]:
     """Leads scored by the active SPEC (grades A >= 60, B >= 40, C >= 20), and what the proposal
     does to them:
     - 3 new directors of big software companies in DE: fit 50 (B) -> 65 (A), and 65 >= the new
@@ -73,7 +73,7 @@ def _proposal(marketer, client=None, **create) -> ScoringModel:
     return ScoringModel.objects.get(pk=draft.pk)
 
 
-def _tuned(marketer, level: str) -> ScoringModel:
+def tuned_proposal(marketer, level: str) -> ScoringModel:
     """A proposal carrying a fine-tuning report whose verdict (the real evaluate.verdict over a
     holdout) is `level`."""
     active = ScoringModel.objects.get(status=ModelStatus.ACTIVE)
@@ -142,7 +142,7 @@ def _words(text: str) -> str:
 def test_a_proposal_not_shown_better_carries_a_warning_at_the_top(
     client, marketer, marketing_manager, level
 ):
-    proposal = _tuned(marketer, level)
+    proposal = tuned_proposal(marketer, level)
     page = _page(client, marketing_manager, proposal)
     warning = _words(_section(page, "verdict"))
     assert 'role="alert"' in page
@@ -161,7 +161,7 @@ def test_a_proposal_not_shown_better_carries_a_warning_at_the_top(
 
 
 def test_a_better_proposal_gets_a_calm_line_with_its_numbers(client, marketer, sales_manager):
-    proposal = _tuned(marketer, "better")
+    proposal = tuned_proposal(marketer, "better")
     measured = proposal.report["verdict"]
     for page in (
         _page(client, sales_manager, proposal),
@@ -189,7 +189,7 @@ def test_a_hand_made_version_says_it_was_not_measured(client, marketer, marketin
 def test_a_tuned_proposal_edited_afterwards_is_no_longer_covered_by_its_verdict(
     client, marketer, marketing_manager
 ):
-    proposal = _tuned(marketer, "better")
+    proposal = tuned_proposal(marketer, "better")
     scoring.scoring_model_withdraw(model=proposal, by=marketer)
     scoring.scoring_model_update(model=proposal, by=marketer, name="Software first, edited")
     scoring.scoring_model_propose(model=proposal, by=marketer)
@@ -199,7 +199,7 @@ def test_a_tuned_proposal_edited_afterwards_is_no_longer_covered_by_its_verdict(
 
 
 def test_a_report_older_than_the_verdict_says_it_has_none(client, marketer, marketing_manager):
-    proposal = _tuned(marketer, "worse")
+    proposal = tuned_proposal(marketer, "worse")
     report = {k: v for k, v in proposal.report.items() if k != "verdict"}
     ScoringModel.objects.filter(pk=proposal.pk).update(report=report)
     page = _page(client, marketing_manager, proposal)
@@ -211,7 +211,7 @@ def test_a_report_older_than_the_verdict_says_it_has_none(client, marketer, mark
 
 def test_the_grade_changes_are_counted_over_the_scored_leads(marketer):
     activate(SPEC)
-    _leads()
+    scored_leads()
     proposal = _proposal(marketer)
     moves = [{"from": "B", "to": "A", "count": 4}, {"from": "C", "to": "B", "count": 2}]
     assert scoring.scoring_model_grade_changes(model=proposal) == moves
@@ -223,7 +223,7 @@ def test_the_grade_changes_are_counted_over_the_scored_leads(marketer):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the SQL count is PostgreSQL's")
 def test_the_sql_grade_count_leaves_the_undecided_leads_to_python(marketer):
     activate(SPEC)
-    umlaut = _leads()["directors"][2]
+    umlaut = scored_leads()["directors"][2]
     proposal = _proposal(marketer)
     # the umlaut title makes the title rules NULL in SQL: only Python scores that lead
     sql, params = scoring_sql.python_leads_statement(compiled_model(proposal))
@@ -237,7 +237,7 @@ def test_the_confirmation_names_the_rules_and_counts_grades_and_new_mqls(
     client, marketer, marketing_manager
 ):
     activate(SPEC)
-    _leads()
+    scored_leads()
     proposal = _proposal(marketer, client)
     preview = proposal.report["activation_preview"]
     assert (preview["count"], preview["grade_changes"]) == (3, 6)
@@ -303,7 +303,7 @@ def test_an_approval_with_the_confirmation_is_recorded_and_the_second_activates(
     client, marketer, marketing_manager, sales_manager, django_capture_on_commit_callbacks
 ):
     activate(SPEC)
-    leads = _leads()
+    leads = scored_leads()
     proposal = _proposal(marketer, client)
     page = _confirmation(client, marketing_manager, proposal)
     response = client.post(
