@@ -247,3 +247,53 @@ class ScoreSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"lead {self.lead_id} {self.kind} {self.total:.1f} ({self.grade})"
+
+
+class TuningState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PROPOSED = "proposed", "Proposed a version"
+    UNCHANGED = "unchanged", "Nothing new"
+    NOT_PROPOSED = "not_proposed", "Learned, not proposed"
+    FAILED = "failed", "Failed"
+
+
+class TuningRun(models.Model):
+    """One fine-tuning run as the tuning page shows it: queued by a click, claimed by the process
+    that runs it (at most one runs at a time), and what it came to. In the database, so that the
+    web process sees what a separate worker wrote."""
+
+    state = models.CharField(max_length=16, choices=TuningState.choices, default=TuningState.QUEUED)
+    message = models.TextField(blank=True)
+    # a person's name or a named system ("tuning")
+    by = models.CharField(max_length=150, blank=True)
+    # the version a run proposed
+    model = models.ForeignKey(
+        ScoringModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    summary = models.TextField(blank=True)
+    # the run's options (outcome, holdout, seed, exclusions) and any other detail recorded
+    options = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # the lock: a second claim fails on this index, whichever process makes it
+            models.UniqueConstraint(
+                fields=["state"],
+                condition=Q(state__in=["queued", "running"]),
+                name="tuning_run_one_queued_one_running",
+                violation_error_message="One tuning run may wait and one may run at a time.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Tuning run {self.pk} ({self.state})"
+
+    @property
+    def at(self):
+        """When it last changed state."""
+        return self.finished_at or self.started_at or self.created_at

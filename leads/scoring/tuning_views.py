@@ -1,17 +1,16 @@
-from datetime import datetime
-
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from alignment.decorators import team_member_required
 from alignment.lib.errors import DomainError
 from alignment.permissions import Action, can
 from leads.scoring.tuning import DEFAULT_HOLDOUT, DEFAULT_SEED, OUTCOME_WON, scoring_tune_queue
 from leads.scoring.tuning.selectors import tuning_versions
-from leads.scoring.tuning.status import tuning_status
+from leads.scoring.tuning.status import tuning_runs, tuning_status_record
 from leads.scoring.tuning_tasks import scoring_tune
 
 
@@ -140,27 +139,38 @@ def tuning(request):
             except DomainError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
-                # nothing was written but the status line, so there is no commit to wait for
-                scoring_tune.delay(**task_kwargs)
-                messages.success(
-                    request,
-                    "Tuning started. The result is a proposed version for both managers to "
-                    "approve; its report appears here when the run ends.",
-                )
+                # nothing was written but the queued run, so there is no commit to wait for
+                try:
+                    scoring_tune.delay(**task_kwargs)
+                except BrokerUnreachable:  # the queued run would wait for a task never sent
+                    tuning_status_record(
+                        state="failed",
+                        message="The task queue was not reachable; nothing was started.",
+                        by=str(request.user),
+                    )
+                    messages.error(
+                        request, "The task queue is not reachable right now; try again later."
+                    )
+                else:
+                    messages.success(
+                        request,
+                        "Tuning queued. The result is a proposed version for both managers to "
+                        "approve; its report appears here when the run ends.",
+                    )
                 return redirect("leads:tuning")
     versions = tuning_versions()
     latest = versions[0] if versions else None
     report = latest.report if latest and latest.report.get("kind") == "tuning" else None
-    status = tuning_status()
-    if status:
-        status = {**status, "at": datetime.fromisoformat(status["at"])}
+    # the latest run and the few before it, read from the database: a worker wrote them
+    runs = tuning_runs(limit=6)
     return render(
         request,
         "leads/scoring/tuning.html",
         {
             "form": form,
             "may_run": may_run,
-            "status": status,
+            "status": runs[0] if runs else None,
+            "runs": runs[1:],
             "latest": latest,
             "report": report,
             "view": _view(report) if report else None,
