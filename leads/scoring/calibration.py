@@ -51,6 +51,8 @@ class Rate:
 
     @property
     def text(self) -> str:
+        if not self.decided:
+            return "no decided lead yet"
         if not self.enough:
             return f"too few decided leads to say (n = {self.decided})"
         return f"{self.percent}% {self.word} (n = {self.decided})"

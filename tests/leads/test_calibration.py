@@ -96,7 +96,7 @@ def test_below_the_minimum_count_it_says_too_few_instead_of_a_share(history):
     assert MIN_DECIDED == 30
     assert calibration.grade("C").percent is None
     assert calibration.grade("C").text == "too few decided leads to say (n = 5)"
-    assert calibration.grade("D").text == "too few decided leads to say (n = 0)"
+    assert calibration.grade("D").text == "no decided lead yet"
 
 
 def test_score_bands_are_a_fifth_of_the_mql_total_wide_highest_first(history):

@@ -55,7 +55,13 @@ def _percent(x: float | None) -> str:
 def _grade_row(row: dict, held: int, word: str) -> dict[str, Any]:
     share = row["leads"] / held if held else None
     rate = Rate(row["grade"], row["positives"], row["leads"], word)
-    return {**row, "share": share, "text": f"{_percent(share)} of the holdout · {rate.text}"}
+    if not row["leads"]:
+        text = "no holdout lead"
+    elif rate.enough:
+        text = f"{_percent(share)} of the holdout · {rate.text}"
+    else:
+        text = f"{_percent(share)} of the holdout · too few to say how many {word} (n = {rate.decided})"
+    return {**row, "share": share, "text": text}
 
 
 def _figures(
