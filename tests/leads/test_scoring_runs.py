@@ -30,6 +30,7 @@ from leads.scoring.tuning.status import (
     tuning_unlock,
 )
 from leads.scoring.tuning_tasks import scoring_tune as scoring_tune_task
+from tests.conftest import wait_for
 from tests.factories import LeadFactory, TouchpointFactory
 from tests.leads.test_scoring_concurrency import wait_for_lock_waiters
 
@@ -435,3 +436,24 @@ def test_a_click_that_ran_shows_its_result_and_the_runs_before_it(
     # session, user, the tuned versions, and the runs with their versions
     with django_assert_num_queries(4):
         client.get(reverse("leads:tuning"))
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_with_per_process_caches_the_page_sees_what_a_real_worker_recorded(
+    request, monkeypatch, settings, client, marketer
+):
+    """`make run`: the web process and a separate worker, each with its own in-memory cache."""
+    monkeypatch.setenv("CACHE_URL", "")  # the worker's environment: no shared cache
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    request.getfixturevalue("celery_worker_process")
+    client.force_login(marketer)
+    client.post(reverse("leads:tuning"), {"outcome": "won", "holdout": "0.3", "seed": "0"})
+
+    def result() -> str | None:
+        html = client.get(reverse("leads:tuning")).content.decode()
+        return html if "Too few outcomes to learn from" in html else None
+
+    html = wait_for(result, timeout=60)  # the worker ran it: this database has no outcomes
+    assert '<span class="badge">Failed</span>' in html
+    assert TuningRun.objects.get().by == str(marketer)
