@@ -293,7 +293,13 @@ def scoring_model_verdict(*, model: ScoringModel, active: ScoringModel | None) -
     return {
         "tone": "neutral" if replaced else "ok",
         "level": verdict.get("level", ""),
-        "title": "Measured on the fine-tuning holdout",
+        "title": (
+            "Not measured against the version in force"
+            if replaced
+            else "No version in force to compare with"
+            if verdict.get("level") == "no_active"
+            else "Measured on the fine-tuning holdout"
+        ),
         "message": verdict.get("message", "") + since,
         "risk": "",
         "verdict": verdict,

@@ -30,7 +30,8 @@ def scoring_rescore_run(self, run_id: int) -> None:
 
 @shared_task(name="leads.scoring_preview", ignore_result=True)
 def scoring_preview(model_id: int) -> None:
-    """Count the leads a pending version would make MQLs, for its page."""
+    """Count the leads a pending version would make MQLs and those whose grade it would change,
+    for its page and the approval's confirmation."""
     services.scoring_model_preview_record(model_id=model_id)
 
 

@@ -367,3 +367,15 @@ def test_a_manager_who_approved_is_sent_back_to_the_version(client, marketer, ma
     response = client.get(_approve_url(proposal))
     assert response.status_code == 302
     assert response["Location"] == reverse("leads:scoring_model", args=[proposal.pk])
+
+
+def test_a_verdict_against_a_version_since_replaced_is_not_taken_as_safe(
+    client, marketer, marketing_manager
+):
+    proposal = tuned_proposal(marketer, "better")
+    measured_against = proposal.report["model"]["based_on"]
+    now_active = activate(SPEC, name="Replaced meanwhile")
+    line = _words(_part(_page(client, marketing_manager, proposal), "verdict"))
+    assert "Not measured against the version in force" in line
+    assert f"measured against v{measured_against}, then in force" in line
+    assert f"{now_active.label}, in force now, has not been compared with it" in line
