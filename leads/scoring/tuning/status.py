@@ -98,7 +98,7 @@ def tuning_status_record(*, state: str, message: str = "", **details) -> dict:
     if state == TuningState.QUEUED:
         _expire_stale(now, queued=True)
         live = TuningRun.objects.filter(state__in=(TuningState.QUEUED, TuningState.RUNNING))
-        busy = live.order_by("-state").first()  # "running" sorts after "queued": it is named
+        busy = live.order_by("-state").first()  # a running one first: "running" > "queued"
         if busy is not None:
             raise TuningBusy(_busy_message(busy))
         run = TuningRun(created_at=now)
