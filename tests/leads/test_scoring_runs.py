@@ -21,6 +21,7 @@ from leads.scoring import services as scoring
 from leads.scoring.models import ModelStatus, RunKind, RunStatus, TuningRun, TuningState
 from leads.scoring.rules import spec_of
 from leads.scoring.tuning import scoring_tune_queue
+from leads.scoring.tuning import status as tuning_status_module
 from leads.scoring.tuning.status import (
     LOCK_TTL,
     TuningBusy,
@@ -40,6 +41,15 @@ postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="two connections racing for a row need PostgreSQL; SQLite serialises every write",
 )
+
+
+@pytest.fixture(autouse=True)
+def _no_claim_left_over():
+    """Each test starts as a fresh process would: this thread holds no tuning claim (a test that
+    claims and never unlocks would otherwise leave it to the next)."""
+    token = tuning_status_module._claimed.set(None)
+    yield
+    tuning_status_module._claimed.reset(token)
 
 
 def _activate_lower_bar(marketer, marketing_manager, sales_manager) -> ScoringModel:

@@ -115,7 +115,7 @@ def tuning_status_record(*, state: str, message: str = "", **details) -> dict:
     run = None
     if claimed is not None:
         run = TuningRun.objects.filter(pk=claimed).first()
-    elif state != TuningState.RUNNING:
+    if run is None and state != TuningState.RUNNING:
         run = TuningRun.objects.filter(state=TuningState.QUEUED).first()
     if run is None:
         run = TuningRun(created_at=now)
