@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from django.db import connections
 from django.db.models import Q, QuerySet
 
 from leads.models import Lead, Stage, StageChange, Touchpoint
@@ -435,8 +436,11 @@ def touchpoints(
         columns.append("metadata")
     rows, kind, campaign, at = [], [], [], []
     metadata: list | None = [] if with_metadata else None
-    for start in range(0, size, LEAD_BATCH):
-        batch = sorted_ids[start : start + LEAD_BATCH]
+    # SQLite as Django knows it takes at most 999 parameters a query
+    limit = connections[Touchpoint.objects.db].features.max_query_params
+    step = LEAD_BATCH if limit is None else max(1, min(LEAD_BATCH, limit - len(kinds)))
+    for start in range(0, size, step):
+        batch = sorted_ids[start : start + step]
         qs = (
             Touchpoint.objects.filter(lead_id__in=batch.tolist(), kind__in=kinds)
             .order_by("lead_id", "occurred_at", "id")
