@@ -8,7 +8,13 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from alignment.decorators import team_member_required
 from alignment.lib.errors import DomainError
 from alignment.permissions import Action, can
-from leads.scoring.tuning import DEFAULT_HOLDOUT, DEFAULT_SEED, OUTCOME_WON, scoring_tune_queue
+from leads.scoring.tuning import (
+    DEFAULT_HOLDOUT,
+    DEFAULT_MAX_RULES,
+    DEFAULT_SEED,
+    OUTCOME_WON,
+    scoring_tune_queue,
+)
 from leads.scoring.tuning.selectors import tuning_versions
 from leads.scoring.tuning.status import tuning_runs, tuning_status_record
 from leads.scoring.tuning_tasks import scoring_tune
@@ -38,9 +44,52 @@ class TuningForm(forms.Form):
         "Attributes named post_… are always left out.",
     )
 
+    include_attributes = forms.CharField(
+        required=False,
+        label="Columns to learn from anyway",
+        help_text="Comma-separated names of columns the run found to be identifiers, counters, "
+        "constant or leaks, that you know to be genuine signals.",
+    )
+    max_rules = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=200,
+        initial=DEFAULT_MAX_RULES,
+        label="At most this many fit rules",
+        help_text="What two managers can read and sign; engagement rules come on top.",
+    )
+    mqls_per_month = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Goal: about this many MQLs a month",
+        help_text="Leave both goals empty to make as many MQLs as were made lately.",
+    )
+    min_precision = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=99,
+        label="Or: at least this % of MQLs reach the outcome",
+    )
+
     def clean_exclude_attributes(self) -> list[str]:
         text = self.cleaned_data.get("exclude_attributes") or ""
         return [name.strip() for name in text.split(",") if name.strip()]
+
+    def clean_include_attributes(self) -> list[str]:
+        text = self.cleaned_data.get("include_attributes") or ""
+        return [name.strip() for name in text.split(",") if name.strip()]
+
+    def clean_max_rules(self) -> int:
+        value = self.cleaned_data.get("max_rules")
+        return DEFAULT_MAX_RULES if value is None else value
+
+    def clean(self):
+        data = super().clean()
+        if data.get("mqls_per_month") and data.get("min_precision"):
+            self.add_error(
+                "min_precision", "State one goal: MQLs a month or a precision, not both."
+            )
+        return data
 
 
 def _pct(x: float | None) -> str:
@@ -96,23 +145,13 @@ def _view(report: dict) -> dict:
         }
         for i, row in enumerate(proposal.get("grades", []))
     ]
-    backtest = report.get("backtest") or {}
-    backtest_rows = [
-        {"name": name, **counts, "rate": _pct(counts["conversion_rate"])}
-        for name, counts in (
-            ("Proposal", backtest.get("proposal")),
-            (f"Active {active['label']}" if active else "Active", backtest.get("active")),
-            ("What happened", backtest.get("actual")),
-        )
-        if counts
-    ]
     return {
         "models": [name for name, _ in models],
         "summary": summary,
         "bands": bands,
         "grades": grades,
-        "backtest": backtest,
-        "backtest_rows": backtest_rows,
+        "verdict": report.get("verdict"),
+        "out_of_time": report.get("out_of_time") or {},
     }
 
 
@@ -135,6 +174,10 @@ def tuning(request):
                     holdout=data["holdout"],
                     seed=data["seed"],
                     exclude_attributes=data["exclude_attributes"],
+                    include_attributes=data["include_attributes"],
+                    max_rules=data["max_rules"],
+                    mqls_per_month=data["mqls_per_month"],
+                    min_precision=(data["min_precision"] / 100 if data["min_precision"] else None),
                 )
             except DomainError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)

@@ -6,6 +6,7 @@ from alignment.lib.errors import DomainError
 from leads.scoring.tuning import (
     DEFAULT_BINS,
     DEFAULT_HOLDOUT,
+    DEFAULT_MAX_RULES,
     DEFAULT_SEED,
     OUTCOME_WON,
     OUTCOMES,
@@ -69,6 +70,25 @@ class Command(BaseCommand):
             default=DEFAULT_BINS,
             help=f"quantile bins per number (default {DEFAULT_BINS})",
         )
+        parser.add_argument(
+            "--max-rules",
+            type=int,
+            default=DEFAULT_MAX_RULES,
+            help=f"at most this many fit rules, engagement rules aside (default {DEFAULT_MAX_RULES})",
+        )
+        goal = parser.add_mutually_exclusive_group()
+        goal.add_argument(
+            "--mqls-per-month",
+            type=int,
+            metavar="N",
+            help="set the MQL threshold to make about N MQLs a month",
+        )
+        goal.add_argument(
+            "--min-precision",
+            type=float,
+            metavar="P",
+            help="set the MQL threshold so that at least P%% of MQLs reach the outcome (e.g. 30)",
+        )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def handle(self, *args, **options):
@@ -80,6 +100,11 @@ class Command(BaseCommand):
                 exclude_attributes=options["exclude_attributes"],
                 include_attributes=options["include_attributes"],
                 bins=options["bins"],
+                max_rules=options["max_rules"],
+                mqls_per_month=options["mqls_per_month"],
+                min_precision=(
+                    None if options["min_precision"] is None else options["min_precision"] / 100
+                ),
             )
         except DomainError as error:
             raise CommandError(error.message) from None
@@ -113,7 +138,8 @@ class Command(BaseCommand):
             )
         out(
             f"Rules: {model['fit_rules']} fit, {model['engagement_rules']} engagement "
-            f"(from {report['candidates']['fit_rules']} candidates); L2 {model['l2']}, "
+            f"(at most {model['max_rules']} fit rules, chosen from "
+            f"{report['candidates']['columns']} candidate columns by {model['method']}); "
             f"{model['points_per_logit']} points per unit of log-odds."
         )
         t = report["thresholds"]
@@ -143,14 +169,28 @@ class Command(BaseCommand):
                     f"{_num(band['lift'], 2):>5}"
                 )
             out(f"  {i + 1:>2}  " + "  |  ".join(cells))
-        b = report["backtest"]
+        t = report["thresholds"]
+        if t.get("expected_mqls_per_month") is not None:
+            out(
+                f"Expected: about {t['expected_mqls_per_month']:,.0f} MQLs a month "
+                f"({t['qualifying_share']:.1%} of about {t['leads_per_month']:,.0f} leads a month)."
+            )
+        else:
+            out(
+                f"Expected: {t['qualifying_share']:.1%} of the leads qualify (no lead arrived in "
+                "the last 90 days to count a month by)."
+            )
+        verdict = report.get("verdict")
+        if verdict:
+            out("")
+            out(("" if verdict["safe"] else "WARNING: ") + verdict["message"])
+        oot = report.get("out_of_time") or {}
         out("")
-        out(f"Backtest, {b['leads']:,} leads created in the last {b['days']} days:")
-        rows = [("proposal", b["proposal"]), ("active", b["active"]), ("actual", b["actual"])]
-        for name, counts in rows:
-            if counts:
-                out(
-                    f"  {name:<9} {counts['mqls']:>7,} MQLs, {counts['converted']:,} "
-                    f"{words['positive']}, {counts['not_converted']:,} {words['negative']}, "
-                    f"{counts['open']:,} open"
-                )
+        if oot.get("possible"):
+            active = f", active {_num(oot['active_auc'])}" if oot.get("active_auc") else ""
+            out(
+                f"Out of time: learned from the {oot['older']:,} older outcomes, measured on the "
+                f"{oot['newer']:,} since {oot['since'][:10]}: AUC {_num(oot['auc'])}{active}."
+            )
+        elif oot:
+            out(f"Out of time: {oot['reason']}")

@@ -85,6 +85,7 @@ from leads.scoring.tuning.data import OUTCOME_ACCEPTED, OUTCOME_WON, OUTCOMES
 from leads.scoring.tuning.services import (
     DEFAULT_BINS,
     DEFAULT_HOLDOUT,
+    DEFAULT_MAX_RULES,
     DEFAULT_SEED,
     TUNING_SYSTEM,
     TuningError,
@@ -97,6 +98,7 @@ from leads.scoring.tuning.services import (
 __all__ = [
     "DEFAULT_BINS",
     "DEFAULT_HOLDOUT",
+    "DEFAULT_MAX_RULES",
     "DEFAULT_SEED",
     "OUTCOMES",
     "OUTCOME_ACCEPTED",

@@ -22,10 +22,8 @@ from leads.scoring.rules import (
     CompiledModel,
     FitRule,
     as_number,
-    compile_spec,
     is_missing,
     norm_text,
-    validate_spec,
 )
 from leads.scoring.tuning.screening import (
     CONFIGURED,
@@ -33,6 +31,14 @@ from leads.scoring.tuning.screening import (
     Exclusion,
     named,
     screen_column,
+)
+from leads.scoring.tuning.shapes import (
+    FLAG,
+    NUMBER,
+    Block,
+    category_block,
+    direction_of,
+    ladder,
 )
 
 # fields whose values are categories (one rule per frequent value)
@@ -56,8 +62,11 @@ MARKETING_KINDS = tuple(k for k in TouchpointKind.values if k not in SALES_TOUCH
 POST_OUTCOME_PREFIX = "post_"
 
 MAX_LEVELS = 40  # most frequent values per category field
+MAX_NUMBER_LEVELS = 30  # a number with at most this many values is also tried as a category
 NUMERIC_SHARE = 0.9  # an attribute is a number when this share of its known values are numbers
 ENGAGEMENT_CLIP_QUANTILE = 0.95
+# the narrowest band of a number, as a share of the training leads
+MIN_BAND_SHARE = 0.01
 _MISSING_KEY = ("missing",)
 
 
@@ -161,13 +170,9 @@ def fit_scores(model: CompiledModel, table: LeadTable) -> np.ndarray:
 
 @dataclass
 class Candidates:
-    """Fit rules (spec form, points to be learned) and engagement kinds with their clip."""
+    """The blocks of columns a fit chooses its rules from (`shapes`), per field."""
 
-    fit_rules: list[dict] = field(default_factory=list)
-    # per fit rule: (field, position) when it is one of a number's bins, else None
-    bins: list[tuple[str, int] | None] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)
-    clips: list[float] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)
     # every column left out, with why; and those found but brought back by `include`
     excluded: list[Exclusion] = field(default_factory=list)
@@ -179,77 +184,9 @@ def _number_text(x: float) -> str:
     return ("m" + text[1:] if text.startswith("-") else text).replace(".", "_")
 
 
-def _decimals(values: Iterable[float]) -> int:
-    most = 0
-    for v in values:
-        if v != int(v):
-            text = repr(float(v))
-            if "e" in text or "E" in text:
-                return 6
-            most = max(most, len(text.split(".")[1]))
-    return min(most, 6)
-
-
-def _bin_groups(distinct: np.ndarray, counts: np.ndarray, bins: int, min_support: int) -> list:
-    """Consecutive runs of distinct values, about equal in count (quantiles), none below
-    `min_support` (a small run joins its smaller neighbour)."""
-    total = counts.sum()
-    middle = np.cumsum(counts) - counts / 2.0
-    ids = np.minimum((middle / total * bins).astype(int), bins - 1)
-    groups: list[list[int]] = []
-    for i, b in enumerate(ids):
-        if groups and ids[groups[-1][0]] == b:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    sizes = [int(counts[g].sum()) for g in groups]
-    while len(groups) > 1 and min(sizes) < min_support:
-        i = int(np.argmin(sizes))
-        if i == 0:
-            j = 1
-        elif i == len(groups) - 1:
-            j = i - 1
-        else:
-            j = i - 1 if sizes[i - 1] <= sizes[i + 1] else i + 1
-        lo, hi = min(i, j), max(i, j)
-        groups[lo : hi + 1] = [groups[lo] + groups[hi]]
-        sizes[lo : hi + 1] = [sizes[lo] + sizes[hi]]
-    return [(distinct[g[0]], distinct[g[-1]]) for g in groups]
-
-
-def _numeric_rules(field_name: str, numbers: np.ndarray, bins: int, min_support: int) -> list[dict]:
-    """Quantile bins as rules: `≤ first edge`, `between` in the middle, `≥ last edge`. Bounds are
-    shown with the data's own precision; a bin ends one unit of it before the next begins."""
-    distinct, counts = np.unique(numbers, return_counts=True)
-    if len(distinct) < 2:
-        return []
-    runs = _bin_groups(distinct, counts, bins, min_support)
-    if len(runs) < 2:
-        return []
-    integral = bool(np.all(distinct == np.round(distinct)))
-    places = 0 if integral else _decimals(distinct)
-    unit = 10.0**-places
-
-    def nice(x: float) -> float | int:
-        return int(round(x)) if integral else round(float(x), places)
-
-    rules = []
-    for i, (low, high) in enumerate(runs):
-        if i + 1 < len(runs):
-            upper = nice(runs[i + 1][0] - unit)
-            upper = upper if upper >= high else nice(high)
-        if i == 0:
-            rules.append({"field": field_name, "op": "lte", "value": upper})
-        elif i == len(runs) - 1:
-            rules.append({"field": field_name, "op": "gte", "value": nice(low)})
-        elif nice(low) == upper:
-            rules.append({"field": field_name, "op": "eq", "value": upper})
-        else:
-            rules.append({"field": field_name, "op": "between", "value": [nice(low), upper]})
-    return rules
-
-
 def _category_rules(column: Column, counts: np.ndarray, min_support: int) -> list[dict]:
+    """One `eq` rule per value held by at least `min_support` of the counted leads, the most
+    frequent first (the rest in a stable order)."""
     support: Counter = Counter()
     spellings: dict[tuple, Counter] = defaultdict(Counter)
     for code, value in enumerate(column.values):
@@ -271,7 +208,7 @@ def _category_rules(column: Column, counts: np.ndarray, min_support: int) -> lis
         key=lambda k: (-support[k], repr(k)),
     )[:MAX_LEVELS]
     rules = []
-    for key in sorted(kept, key=repr):
+    for key in kept[:1] + sorted(kept[1:], key=repr):
         # the most frequent spelling is shown; eq compares text case-insensitively anyway
         shown = sorted(spellings[key].items(), key=lambda item: (-item[1], repr(item[0])))[0][0]
         rules.append({"field": column.field, "op": "eq", "value": shown})
@@ -285,13 +222,13 @@ def candidate_rules(
     bins: int,
     min_support: int,
     exclude: Iterable[str],
-    y: np.ndarray | None = None,
+    y: np.ndarray,
     lead_ids: np.ndarray | None = None,
     include: Iterable[str] = (),
 ) -> Candidates:
-    """The fit rules worth learning points for, from the training leads only. With the outcomes
-    `y` and `lead_ids` (per lead of the table), columns that must not be learned from are found
-    first (`screening`) and left out unless named in `include`."""
+    """The blocks of candidate columns, from the training leads only (`y` per lead of the table:
+    the outcome). With `lead_ids`, columns that must not be learned from are found first
+    (`screening`) and left out unless named in `include`."""
     excluded = {normalise_key(name) for name in exclude}
     include = list(include)
     out = Candidates()
@@ -316,7 +253,7 @@ def candidate_rules(
         else:
             attribute_fields.append(ATTRIBUTE_PREFIX + name)
     fields = [*CATEGORY_FIELDS, *sorted(NUMBER_FIELDS), *PRESENCE_FIELDS, *attribute_fields]
-    if y is not None and lead_ids is not None:
+    if lead_ids is not None:
         screened = []
         for field_name in fields:
             # identity fields only ever get an "is missing" rule: unique values are expected
@@ -341,6 +278,7 @@ def candidate_rules(
                 out.excluded.append(found)
         fields = screened
     n = len(train)
+    min_band = max(min_support, math.ceil(MIN_BAND_SHARE * n))
     for field_name in fields:
         column = table.column(field_name)
         counts = column.counts(train)
@@ -348,73 +286,45 @@ def candidate_rules(
         if n - missing < min_support:
             continue
         out.fields.append(field_name)
-        rules: list[dict] = []
-        where: list[tuple[str, int] | None] = []
+        numbers = None
         if field_name in NUMBER_FIELDS or field_name.startswith(ATTRIBUTE_PREFIX):
-            numbers = np.array(
+            as_numbers = np.array(
                 [np.nan if (x := as_number(v)) is None else x for v in column.values],
                 dtype=float,
             )
-            known = ~np.isnan(numbers)
+            known = ~np.isnan(as_numbers)
             share = counts[known].sum() / max(1, n - missing)
             if field_name in NUMBER_FIELDS or share >= NUMERIC_SHARE:
-                per_lead = np.repeat(numbers[known], counts[known])
-                rules += _numeric_rules(field_name, per_lead, bins, min_support)
-                where += [(field_name, i) for i in range(len(rules))]
-            else:
-                rules += _category_rules(column, counts, min_support)
-        elif field_name in CATEGORY_FIELDS:
-            rules += _category_rules(column, counts, min_support)
+                numbers = as_numbers[column.codes][train]
+        if numbers is not None:
+            cuts, places = ladder(numbers, bins=bins, min_band=min_band)
+            if cuts:
+                direction = direction_of(numbers, y[train].astype(float), cuts)
+                out.blocks.append(
+                    Block(field_name, NUMBER, cuts=cuts, direction=direction, places=places)
+                )
+            # a number of few values (a rate, an index published once a month) may also act as
+            # a category: its values in tiers by their share of positives, whatever their order
+            if len(np.unique(numbers[~np.isnan(numbers)])) <= MAX_NUMBER_LEVELS:
+                block = category_block(
+                    field_name, _category_rules(column, counts, min_support), table, train, y
+                )
+                if block is not None:
+                    out.blocks.append(block)
+        elif field_name in CATEGORY_FIELDS or field_name.startswith(ATTRIBUTE_PREFIX):
+            levels = _category_rules(column, counts, min_support)
+            block = category_block(field_name, levels, table, train, y)
+            if block is not None:
+                out.blocks.append(block)
+            # each value on its own too (the most frequent is the baseline), either sign
+            if len(levels) > 2 or block is None:
+                out.blocks.append(Block(field_name, FLAG, rules=levels[1:]))
         if min_support <= missing <= n - min_support:
-            rules.append({"field": field_name, "op": "exists", "value": False})
-        out.fit_rules += rules
-        out.bins += where + [None] * (len(rules) - len(where))
-    name_rules(out.fit_rules)
-    return out
-
-
-def _bounds(rule: dict) -> tuple[Any, Any]:
-    op, value = rule["op"], rule["value"]
-    if op == "lte":
-        return None, value
-    if op == "gte":
-        return value, None
-    if op == "between":
-        return value[0], value[1]
-    return value, value  # eq
-
-
-def _ranged(low: Any, high: Any) -> dict:
-    if low is None:
-        return {"op": "lte", "value": high}
-    if high is None:
-        return {"op": "gte", "value": low}
-    if low == high:
-        return {"op": "eq", "value": low}
-    return {"op": "between", "value": [low, high]}
-
-
-def merge_bins(rules: list[dict], bins: list[tuple[str, int] | None]) -> list[dict]:
-    """Neighbouring bins of one number that got the same points become one rule (every lead keeps
-    its score; the model gets shorter). A merge that would cover every number is not made."""
-    out: list[dict] = []
-    last: tuple[str, int] | None = None
-    for rule, where in zip(rules, bins, strict=True):
-        previous = out[-1] if out else None
-        if (
-            where is not None
-            and last is not None
-            and where[0] == last[0]
-            and where[1] == last[1] + 1
-            and previous["points"] == rule["points"]
-        ):
-            low, high = _bounds(previous)[0], _bounds(rule)[1]
-            if low is not None or high is not None:
-                out[-1] = {**previous, **_ranged(low, high)}
-                last = where
-                continue
-        out.append(dict(rule))
-        last = where
+            out.blocks.append(
+                Block(
+                    field_name, FLAG, rules=[{"field": field_name, "op": "exists", "value": False}]
+                )
+            )
     return out
 
 
@@ -431,6 +341,8 @@ def name_rules(rules: list[dict]) -> None:
             suffix = _number_text(value)
         elif rule["op"] == "eq":
             suffix = normalise_key(str(value)) or "value"
+        elif rule["op"] == "in":
+            suffix = "_".join(normalise_key(str(v)) for v in value)[:40] or "values"
         elif rule["op"] == "between":
             suffix = f"{_number_text(value[0])}_to_{_number_text(value[1])}"
         else:
@@ -441,21 +353,6 @@ def name_rules(rules: list[dict]) -> None:
             unique, i = f"{key}_{i}", i + 1
         seen.add(unique)
         rule["key"] = unique
-
-
-def compile_candidates(rules: list[dict]) -> tuple[list[dict], list[FitRule]]:
-    """Validated with points 1 (the spec checker fills labels), and compiled for evaluation."""
-    spec = {
-        "half_life_days": 30.0,
-        "mql_total": 0,
-        "mql_fit": 0,
-        "grade_a": 0,
-        "grade_b": 0,
-        "grade_c": 0,
-        "fit_rules": [{**r, "points": 1} for r in rules],
-    }
-    clean = validate_spec(spec)
-    return clean["fit_rules"], list(compile_spec(clean).fit_rules)
 
 
 def engagement_candidates(
@@ -472,15 +369,3 @@ def engagement_candidates(
         chosen.append(j)
         clips.append(max(1.0, float(np.quantile(active, ENGAGEMENT_CLIP_QUANTILE))))
     return chosen, clips
-
-
-def distinct_columns(X: np.ndarray) -> np.ndarray:
-    """Indices of the first of every set of identical columns (keeps the earlier rule)."""
-    seen: dict[bytes, int] = {}
-    keep = []
-    for j in range(X.shape[1]):
-        key = np.ascontiguousarray(X[:, j]).tobytes()
-        if key not in seen:
-            seen[key] = j
-            keep.append(j)
-    return np.array(keep, dtype=np.int64)

@@ -9,13 +9,14 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from scipy import sparse
 
 from alignment.lib.errors import DomainError
 from alignment.models import User
@@ -31,7 +32,7 @@ from leads.scoring.rules import (
     validate_spec,
 )
 from leads.scoring.services import scoring_model_create, scoring_model_propose
-from leads.scoring.tuning import data, evaluate, features, learn
+from leads.scoring.tuning import data, evaluate, features, learn, shapes
 from leads.scoring.tuning.status import (
     tuning_lock,
     tuning_status_record,
@@ -45,6 +46,11 @@ MIN_OUTCOMES = 50
 DEFAULT_HOLDOUT = 0.3
 DEFAULT_SEED = 0
 DEFAULT_BINS = 20
+DEFAULT_MAX_RULES = 25
+# the newest share of the outcomes the out-of-time check measures on
+OUT_OF_TIME_SHARE = 0.3
+# a precision goal counts only at a threshold where at least this many training leads qualify
+MIN_QUALIFIED = 20
 BACKTEST_DAYS = 90
 # a candidate rule needs this many training leads on each side (matching and not matching)
 MIN_SUPPORT_ROWS = 30
@@ -109,6 +115,108 @@ def _check_options(outcome: str, holdout: float, seed: int, bins: int) -> None:
         raise TuningError("Numbers are cut into between 2 and 50 bins.", field="bins")
 
 
+def _check_goal(max_rules: int, mqls_per_month: int | None, min_precision: float | None) -> None:
+    if not 1 <= max_rules <= 200:
+        raise TuningError("The budget of fit rules must be between 1 and 200.", field="max_rules")
+    if mqls_per_month is not None and min_precision is not None:
+        raise TuningError(
+            "State one goal: about N MQLs a month, or a precision of at least P%, not both.",
+            field="mqls_per_month",
+        )
+    if mqls_per_month is not None and mqls_per_month < 1:
+        raise TuningError("The MQLs a month must be a whole number from 1.", field="mqls_per_month")
+    if min_precision is not None and not 0 < min_precision < 1:
+        raise TuningError(
+            "The precision must be between 0% and 100% (0 and 1 exclusive).", field="min_precision"
+        )
+
+
+def _precision_total(
+    fit: np.ndarray, total: np.ndarray, y: np.ndarray, *, fit_floor: int, precision: float
+) -> int:
+    """The lowest whole-number total at which, with the fit floor, at least `precision` of the
+    qualifying leads are positive (and at least MIN_QUALIFIED of them qualify)."""
+    eligible = fit >= fit_floor
+    candidates = np.unique(np.ceil(total[eligible] - 1e-9))
+    best = None
+    for threshold in candidates:
+        qualified = eligible & (total >= threshold)
+        if qualified.sum() < MIN_QUALIFIED:
+            break
+        reached = float(y[qualified].mean())
+        best = reached if best is None else max(best, reached)
+        if reached >= precision:
+            return int(threshold)
+    raise TuningError(
+        f"No MQL threshold reaches a precision of {precision:.0%} on the training leads"
+        + (f" (the best is {best:.0%})" if best is not None else "")
+        + ": ask for a lower precision, or for a number of MQLs a month. Nothing was created.",
+        field="min_precision",
+    )
+
+
+def _out_of_time(
+    X,
+    y: np.ndarray,
+    cutoffs: list[datetime],
+    *,
+    non_negative: np.ndarray,
+    counted: np.ndarray,
+    max_rules: int,
+    seed: int,
+    active,
+    table: features.LeadTable,
+    touches,
+) -> dict:
+    """The same learning on the older outcomes only, measured on the newer ones (the newest
+    OUT_OF_TIME_SHARE by the moment each lead counted), beside the active version on those same
+    newer leads. Says why not when the outcomes do not spread over time (leads imported at once
+    share one moment) or one side has too few of either outcome."""
+    times = np.array([c.timestamp() for c in cutoffs])
+    n = len(y)
+    boundary = float(np.quantile(times, 1 - OUT_OF_TIME_SHARE)) if n else 0.0
+    older, newer = times < boundary, times >= boundary
+    counts = [int(np.sum(y[part] == label)) for part in (older, newer) for label in (0, 1)]
+    if n == 0 or times.max() - times.min() < 86400 or older.sum() < n * 0.5:
+        return {
+            "possible": False,
+            "reason": "The outcomes do not spread over time (the leads were most likely imported "
+            "at once and share one moment), so the model cannot be trained on older outcomes and "
+            "measured on newer ones. Only the random holdout is shown.",
+        }
+    if min(counts) < MIN_OUTCOMES // 2:
+        return {
+            "possible": False,
+            "reason": f"Too few outcomes on one side of {datetime.fromtimestamp(boundary, tz=UTC):%Y-%m-%d} "
+            f"to measure (each side needs {MIN_OUTCOMES // 2} of either outcome). Only the "
+            "random holdout is shown.",
+        }
+    rows_old, rows_new = np.flatnonzero(older), np.flatnonzero(newer)
+    selection = learn.select(
+        X[rows_old],
+        y[rows_old],
+        non_negative=non_negative,
+        counted=counted,
+        max_rules=max_rules,
+        seed=seed,
+    )
+    learned = learn.auc(selection.fit.decision(X[rows_new]), y[rows_new])
+    active_auc = None
+    if active is not None:
+        active_auc = evaluate.holdout_report(
+            active, table, rows_new, y[rows_new], touches, cutoffs
+        )["auc"]
+    return {
+        "possible": True,
+        "since": datetime.fromtimestamp(boundary, tz=UTC).isoformat(),
+        "older": int(older.sum()),
+        "newer": int(newer.sum()),
+        "newer_positives": int(y[rows_new].sum()),
+        "auc": None if learned is None else round(learned, 4),
+        "active_auc": active_auc,
+    }
+
+
 def _exclusions(names: Iterable[str]) -> list[str]:
     """The attributes named for this run, and those the deployment always leaves out
     (settings.SCORING_TUNING_EXCLUDE_ATTRIBUTES, optional)."""
@@ -155,6 +263,36 @@ def _spec(
     )
 
 
+def _blocks_with_columns(
+    blocks: list[shapes.Block],
+    table: features.LeadTable,
+    in_train: np.ndarray,
+    min_support: int,
+) -> tuple[list[shapes.Block], list[np.ndarray]]:
+    """Each block's columns (the rows where each is 1), without the columns too rare or too
+    common among the training leads; the blocks left, each knowing where its columns start."""
+    trained = int(in_train.sum())
+    kept_blocks, columns = [], []
+    for block in blocks:
+        numbers = shapes.numbers_of(table, block.field) if block.kind == shapes.NUMBER else None
+        rows = shapes.block_columns(block, table, numbers)
+        keep = [
+            k
+            for k, r in enumerate(rows)
+            if min_support <= int(np.count_nonzero(in_train[r])) <= trained - min_support
+        ]
+        if not keep:
+            continue
+        if block.kind == shapes.FLAG:
+            block.rules = [block.rules[k] for k in keep]
+        else:
+            block.cuts = [block.cuts[k] for k in keep]
+        block.start = len(columns)
+        columns += [rows[k] for k in keep]
+        kept_blocks.append(block)
+    return kept_blocks, columns
+
+
 def _timer() -> Callable[..., dict[str, float]]:
     started = time.perf_counter()
     laps: dict[str, float] = {}
@@ -179,19 +317,27 @@ def scoring_tune(
     exclude_attributes: Iterable[str] = (),
     include_attributes: Iterable[str] = (),
     bins: int = DEFAULT_BINS,
+    max_rules: int = DEFAULT_MAX_RULES,
+    mqls_per_month: int | None = None,
+    min_precision: float | None = None,
     by: User | None = None,
     system: str = TUNING_SYSTEM,
     now: datetime | None = None,
     propose: bool = True,
+    propose_unsafe: bool = True,
 ) -> TuningResult:
     """Learn a version from the leads whose outcome is known and, unless it equals the active
     version (or a pending tuned proposal), create it and propose it for both managers' sign-off.
     Never activates anything. `propose=False` learns and reports without writing (benchmarks).
     Columns found unfit to learn from (identifiers, counters, constants, leaks) are left out unless
-    named in `include_attributes`."""
+    named in `include_attributes`. At most `max_rules` fit rules. The MQL threshold comes from a
+    goal: about `mqls_per_month` MQLs a month, or a precision of at least `min_precision` (0-1),
+    or else as many MQLs as were made lately. `propose_unsafe=False` (the weekly job) proposes
+    nothing unless the proposal is clearly better than the active version on the holdout."""
     if by is not None:
         require(by, Action.SCORING_PROPOSE)
     _check_options(outcome, holdout, seed, bins)
+    _check_goal(max_rules, mqls_per_month, min_precision)
     now = now or timezone.now()
     lap = _timer()
     exclude = _exclusions(exclude_attributes)
@@ -223,7 +369,7 @@ def scoring_tune(
     )
     lap("read")
 
-    # --- candidate rules and the design matrix
+    # --- candidate blocks and the design matrix (sparse: leads x columns)
     table = features.LeadTable(labeled.leads)
     min_support = max(MIN_SUPPORT_ROWS, math.ceil(MIN_SUPPORT_SHARE * len(train)))
     candidates = features.candidate_rules(
@@ -236,53 +382,48 @@ def scoring_tune(
         lead_ids=labeled.ids,
         include=include,
     )
-    fit_rules, compiled_rules = features.compile_candidates(candidates.fit_rules)
     n = len(y)
-    if compiled_rules:
-        X_fit = np.column_stack([table.matches(r) for r in compiled_rules]).astype(float)
-    else:
-        X_fit = np.zeros((n, 0))
-    support = X_fit[train].sum(axis=0)
-    usable = np.flatnonzero((support >= min_support) & (support <= len(train) - min_support))
-    usable = usable[features.distinct_columns(X_fit[:, usable])]
-    fit_rules = [fit_rules[j] for j in usable]
-    fit_bins = [candidates.bins[j] for j in usable]
-    X_fit = X_fit[:, usable]
+    in_train = np.zeros(n, dtype=bool)
+    in_train[train] = True
+    blocks, columns = _blocks_with_columns(candidates.blocks, table, in_train, min_support)
 
     kinds = list(features.MARKETING_KINDS)
     decayed = data.decayed_counts(touches, labeled.cutoff, kinds, half_life_days=half_life)
     eng_columns, clips = features.engagement_candidates(
         decayed, train, kinds, min_support=min_support
     )
-    if not fit_rules and not eng_columns:
+    if not columns and not eng_columns:
         raise TuningError(
             "No field, attribute or touchpoint kind is common enough among these leads to become "
             f"a rule (each needs at least {min_support} leads). Nothing was created."
         )
+    p_fit = len(columns)
+    # engagement columns: the decayed count up to its clip, as a share of the clip
+    X_eng = np.minimum(decayed[:, eng_columns], np.array(clips)) / np.array(clips)
+    X = sparse.hstack([shapes.design(columns, n), sparse.csc_matrix(X_eng)], format="csr")
+    non_negative = np.r_[
+        np.array([b.non_negative for b in blocks for _ in range(b.width)], dtype=bool),
+        np.ones(len(eng_columns), dtype=bool),
+    ]
+    counted = np.r_[np.ones(p_fit, dtype=bool), np.zeros(len(eng_columns), dtype=bool)]
     lap("candidates")
 
-    # --- the logistic regression; engagement may only add points, so a kind that comes out
-    # negative is dropped and the rest refitted
-    def design(eng: list[int], clip: list[float]) -> tuple[np.ndarray, np.ndarray]:
-        X_eng = np.minimum(decayed[:, eng], np.array(clip)) if eng else np.zeros((n, 0))
-        return np.hstack([X_fit, X_eng]), np.r_[np.ones(X_fit.shape[1]), clip]
-
-    X, scale = design(eng_columns, clips)
-    l2, cv_table = learn.choose_l2(X[train], y[train], seed=seed, scale=scale)
-    model_fit = learn.fit_logistic(X[train], y[train], l2=l2, scale=scale)
-    while True:
-        negative = [k for k in range(len(eng_columns)) if model_fit.coef[X_fit.shape[1] + k] < 0]
-        if not negative:
-            break
-        eng_columns = [c for k, c in enumerate(eng_columns) if k not in negative]
-        clips = [c for k, c in enumerate(clips) if k not in negative]
-        X, scale = design(eng_columns, clips)
-        model_fit = learn.fit_logistic(X[train], y[train], l2=l2, scale=scale)
+    # --- the sparse fit, within the budget of rules
+    selection = learn.select(
+        X[train],
+        y[train],
+        non_negative=non_negative,
+        counted=counted,
+        max_rules=max_rules,
+        seed=seed,
+    )
+    model_fit = selection.fit
+    unrounded_auc = learn.auc(model_fit.decision(X[hold]), y[hold])
     lap("fit")
 
     # --- points: one scale for every rule, so that SCORE_SPAN points separate the 5% least from
     # the 5% most promising training leads
-    linear = X[train] @ model_fit.coef
+    linear = np.asarray(X[train] @ model_fit.coef).ravel()
     span = float(np.quantile(linear, 0.95) - np.quantile(linear, 0.05))
     if span <= 1e-9:
         raise TuningError(
@@ -290,20 +431,15 @@ def scoring_tune(
             "the same score. Nothing was created."
         )
     per_logit = min(SCORE_SPAN / span, MAX_POINTS_PER_LOGIT)
-    p_fit = X_fit.shape[1]
-    scored_fit_rules, scored_bins = [], []
-    for j, rule in enumerate(fit_rules):
-        points = int(round(per_logit * model_fit.coef[j]))
-        if points:
-            scored_fit_rules.append(
-                {k: rule[k] for k in ("field", "op", "value")} | {"points": points}
-            )
-            scored_bins.append(fit_bins[j])
-    scored_fit_rules = features.merge_bins(scored_fit_rules, scored_bins)
+    scored_fit_rules = []
+    for block in blocks:
+        weights = model_fit.coef[block.start : block.start + block.width]
+        scored_fit_rules += shapes.block_rules(block, weights, per_logit)
     features.name_rules(scored_fit_rules)
     engagement_rules = []
     for k, column in enumerate(eng_columns):
-        points = int(round(per_logit * model_fit.coef[p_fit + k]))
+        cap = int(round(per_logit * model_fit.coef[p_fit + k]))
+        points = int(round(cap / clips[k]))
         if points > 0:
             kind = kinds[column]
             engagement_rules.append(
@@ -312,7 +448,7 @@ def scoring_tune(
                     "kind": kind,
                     "points": points,
                     "group": f"t_{kind}",
-                    "cap": max(points, int(round(points * clips[k]))),
+                    "cap": max(points, cap),
                 }
             )
     if not scored_fit_rules and not engagement_rules:
@@ -342,19 +478,9 @@ def scoring_tune(
     recent_fit = features.fit_scores(draft, recent_table)
     recent_peak = evaluate.peak_totals(draft, recent_fit, recent_touches, recent.cutoff)
     train_fit = features.fit_scores(draft, table)[train]
-    fit_floor = _quantile_floor(train_fit[y[train] == 1], FIT_FLOOR_QUANTILE)
-    if len(recent) >= MIN_POPULATION and recent.was_mql.any():
-        rate = float(recent.was_mql.mean())
-        rate_rule = (
-            f"the share of the {len(recent)} leads created in the last {BACKTEST_DAYS} days that "
-            "became MQLs"
-        )
-    else:
-        rate = float(y[train].mean())
-        rate_rule = (
-            f"the share of training leads {yes} (no MQL history in the last {BACKTEST_DAYS} "
-            "days to match)"
-        )
+    # a negative fit floor is never proposed: 0 lets every lead through on fit
+    fit_floor = max(0, _quantile_floor(train_fit[y[train] == 1], FIT_FLOOR_QUANTILE))
+    monthly = evaluate.leads_per_month(recent.created_at, now=now)
     if len(recent) >= MIN_POPULATION:
         population_fit, population_peak = recent_fit, recent_peak
         population = f"the {len(recent)} leads created in the last {BACKTEST_DAYS} days"
@@ -362,7 +488,46 @@ def scoring_tune(
         train_total = train_fit + evaluate.engagement_scores(draft, train, touches, labeled.cutoff)
         population_fit, population_peak = train_fit, train_total
         population = f"the {len(train)} training leads"
-    mql_total = _mql_total(population_fit, population_peak, fit_floor=fit_floor, rate=rate)
+    if min_precision is not None:
+        train_total = train_fit + evaluate.engagement_scores(draft, train, touches, labeled.cutoff)
+        mql_total = _precision_total(
+            train_fit, train_total, y[train], fit_floor=fit_floor, precision=min_precision
+        )
+        rate = None
+        goal_rule = (
+            f"the lowest total at which at least {min_precision:.0%} of the training leads that "
+            f"qualify were {yes}"
+        )
+    else:
+        if mqls_per_month is not None:
+            if monthly is None:
+                raise TuningError(
+                    f"No lead arrived in the last {BACKTEST_DAYS} days, so “about "
+                    f"{mqls_per_month} MQLs a month” cannot be turned into a threshold; state "
+                    "the precision you want instead. Nothing was created.",
+                    field="mqls_per_month",
+                )
+            rate = min(1.0, mqls_per_month / monthly)
+            rate_rule = (
+                f"about {mqls_per_month} MQLs a month, of the {monthly:,.0f} leads that arrive "
+                "in a month"
+            )
+        elif len(recent) >= MIN_POPULATION and recent.was_mql.any():
+            rate = float(recent.was_mql.mean())
+            rate_rule = (
+                f"as many MQLs as were made: the share of the {len(recent)} leads created in the "
+                f"last {BACKTEST_DAYS} days that became MQLs"
+            )
+        else:
+            rate = float(y[train].mean())
+            rate_rule = (
+                f"the share of training leads {yes} (no MQL history in the last {BACKTEST_DAYS} "
+                "days to match)"
+            )
+        mql_total = _mql_total(population_fit, population_peak, fit_floor=fit_floor, rate=rate)
+        goal_rule = f"the total that makes {rate_rule} ({rate:.1%}), among {population}"
+    qualifying = (population_fit >= fit_floor) & (population_peak >= mql_total)
+    share = float(qualifying.mean()) if len(qualifying) else 0.0
     grade_a, grade_b, grade_c = (_quantile_floor(population_fit, q) for q in GRADE_QUANTILES)
     thresholds = {
         "mql_total": mql_total,
@@ -386,30 +551,31 @@ def scoring_tune(
         proposal, table, hold, y_hold, touches, labeled.cutoff
     )
     proposal_scores = proposal_report.pop("scores")
-    active_report = None
+    active_report, active_scores = None, None
     if active:
         active_report = evaluate.holdout_report(
             active, table, hold, y_hold, touches, labeled.cutoff
         )
-        active_report.pop("scores")
-    proposal_mql = (recent_fit >= proposal.mql_fit) & (recent_peak >= proposal.mql_total)
-    backtest = {
-        "days": BACKTEST_DAYS,
-        "since": since.isoformat(),
-        "leads": len(recent),
-        "outcomes_known": int(np.sum(recent.label >= 0)),
-        "proposal": evaluate.backtest_counts(proposal_mql, recent.label),
-        "actual": evaluate.backtest_counts(
-            recent.was_mql if len(recent) else np.zeros(0, dtype=bool), recent.label
-        ),
-        "active": None,
-    }
-    if active:
-        active_fit = features.fit_scores(active, recent_table)
-        active_peak = evaluate.peak_totals(active, active_fit, recent_touches, recent.cutoff)
-        backtest["active"] = evaluate.backtest_counts(
-            (active_fit >= active.mql_fit) & (active_peak >= active.mql_total), recent.label
-        )
+        active_scores = active_report.pop("scores")
+    verdict = evaluate.verdict(
+        proposal_scores,
+        active_scores,
+        y_hold,
+        seed=seed,
+        active_label=active_row.label if active_row else "",
+    )
+    out_of_time = _out_of_time(
+        X,
+        y,
+        labeled.cutoff,
+        non_negative=non_negative,
+        counted=counted,
+        max_rules=max_rules,
+        seed=seed,
+        active=active,
+        table=table,
+        touches=touches,
+    )
     lap("report")
 
     report = {
@@ -436,15 +602,19 @@ def scoring_tune(
         },
         "candidates": {
             "fields": candidates.fields,
-            "fit_rules": len(candidates.fit_rules),
-            "fit_rules_used": len(fit_rules),
+            "columns": p_fit,
+            "blocks": [b.as_json() for b in blocks],
             "engagement_kinds": [kinds[c] for c in eng_columns],
             "min_support": min_support,
         },
         "model": {
-            "l2": l2,
-            "cross_validation": cv_table,
-            "iterations": model_fit.iterations,
+            "method": "forward selection by cross-validated log-loss, refitted with "
+            "scikit-learn's LogisticRegression; monotone numbers",
+            "max_rules": max_rules,
+            "steps": selection.steps,
+            # the fitted weights before they are rounded to whole points
+            "holdout_auc_unrounded": round(unrounded_auc or 0.0, 4),
+            "cross_validation": selection.table,
             "points_per_logit": round(per_logit, 4),
             "intercept": round(model_fit.intercept, 4),
             "fit_rules": len(spec["fit_rules"]),
@@ -454,27 +624,40 @@ def scoring_tune(
         },
         "thresholds": {
             **thresholds,
-            "target_mql_rate": round(rate, 4),
+            "target_mql_rate": None if rate is None else round(rate, 4),
+            "goal": {"mqls_per_month": mqls_per_month, "min_precision": min_precision},
+            "leads_per_month": None if monthly is None else round(monthly, 1),
+            "qualifying_share": round(share, 4),
+            "expected_mqls_per_month": None if monthly is None else round(share * monthly, 1),
             "rules": {
                 "mql_fit": f"fit score below which only {FIT_FLOOR_QUANTILE:.0%} of the "
-                f"training leads {yes} fell",
-                "mql_total": f"the total that makes about as many MQLs as {rate_rule} "
-                f"({rate:.1%}), among {population}, with the fit floor",
+                f"training leads {yes} fell (never below 0)",
+                "mql_total": f"{goal_rule}, with the fit floor",
                 "grades": "A from the 75th percentile of fit, B from the median, C from the "
                 f"25th, among {population}",
             },
         },
         "proposal": proposal_report,
         "active": active_report,
-        "backtest": backtest,
+        "verdict": verdict,
+        "out_of_time": out_of_time,
     }
     active_auc = active_report["auc"] if active_report else None
     summary = (
         f"Learned from {positives} leads {yes} and {negatives} {no}; holdout AUC "
         f"{proposal_report['auc']:.3f}"
         + (f" (active {active_row.label}: {active_auc:.3f})" if active_auc is not None else "")
-        + f"; would have made {backtest['proposal']['mqls']} MQLs in the last "
-        f"{BACKTEST_DAYS} days, {backtest['proposal']['converted']} of them {yes}."
+        + f"; {len(spec['fit_rules'])} fit rules"
+        + (
+            f"; about {share * monthly:,.0f} MQLs a month"
+            if monthly is not None
+            else f"; {share:.1%} of the leads would qualify"
+        )
+        + (
+            f", precision {proposal_report['mql']['precision']:.0%} on the holdout."
+            if proposal_report["mql"]["precision"] is not None
+            else "."
+        )
     )
     report["summary"] = summary
     result = TuningResult(
@@ -490,6 +673,14 @@ def scoring_tune(
     )
     if not propose:
         result.status, result.message = "not_proposed", summary
+        report["timings"] = lap()
+        return result
+    if not verdict["safe"] and not propose_unsafe:
+        result.status = "not_proposed"
+        result.message = (
+            f"{verdict['message']} Nothing was proposed: this run proposes only a version that is "
+            "clearly better than the active one."
+        )
         report["timings"] = lap()
         return result
 
@@ -572,17 +763,29 @@ def scoring_tune_queue(
     holdout: float = DEFAULT_HOLDOUT,
     seed: int = DEFAULT_SEED,
     exclude_attributes: Iterable[str] = (),
+    include_attributes: Iterable[str] = (),
+    max_rules: int = DEFAULT_MAX_RULES,
+    mqls_per_month: int | None = None,
+    min_precision: float | None = None,
 ) -> dict[str, Any]:
     """Check a person's tuning request and mark it queued on the tuning page; returns the keyword
     arguments for the `leads.scoring_tune` task, which the caller queues."""
     require(by, Action.SCORING_PROPOSE)
     exclude = sorted({name.strip() for name in exclude_attributes if name and name.strip()})
+    include = sorted({name.strip() for name in include_attributes if name and name.strip()})
     _check_options(outcome, holdout, seed, DEFAULT_BINS)
-    tuning_status_record(state="queued", message="Waiting for a worker.", by=str(by))
-    return {
+    _check_goal(max_rules, mqls_per_month, min_precision)
+    options = {
         "outcome": outcome,
         "holdout": holdout,
         "seed": seed,
         "exclude_attributes": exclude,
-        "user_id": by.pk,
+        "include_attributes": include,
+        "max_rules": max_rules,
+        "mqls_per_month": mqls_per_month,
+        "min_precision": min_precision,
     }
+    tuning_status_record(
+        state="queued", message="Waiting for a worker.", by=str(by), options=options
+    )
+    return {**options, "user_id": by.pk}
