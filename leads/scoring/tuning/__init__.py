@@ -17,13 +17,17 @@ What it learns from (`data`)
   lead being good rather than predict it.
 - Fewer than 50 positives or 50 negatives: a readable error, nothing created.
 
-Candidate rules (`features`)
-- Category fields (title, industry, country, source, utm_*) and text/boolean attributes: one `eq`
-  rule per value held by at least `min_support` training leads (30, or 0.1% of the training leads
-  if more; at most 40 values per field).
-- company_size and numeric attributes (90% of known values are numbers): quantile bins (20 by
-  default, `bins`), bins under `min_support` merged into a neighbour; the first bin is `lte`, the
-  last `gte`, the others `between` (bounds at the data's own precision).
+Candidate columns (`features`, `shapes`): each field becomes a block of 0/1 columns
+- Category fields (title, industry, country, source, utm_*) and text/boolean attributes: the values
+  held by at least `min_support` training leads (30, or 0.1% of the training leads if more; at
+  most 40 per field), ordered by their share of positives, as a ladder of tiers ("one of the k
+  most promising values"; only ever adding points), and each value on its own (either sign; the
+  most frequent is the baseline, so a yes/no fact has one column and no mirrored pair).
+- company_size and numeric attributes (90% of known values are numbers): a ladder of cut points at
+  round numbers near the quantiles (20 by default, `bins`), each band at least 1% of the training
+  leads; its direction (rises, falls, or a free shape such as a U) read from the data by isotonic
+  regression, and on a monotone number every step only adds points. A number of at most 30 values
+  is also offered as a category.
 - Any field or attribute missing on enough leads: an `exists: false` rule ("is missing"). Identity
   fields (email, names, phone, company, website) only get this rule.
 - Marketing touchpoint kinds used by enough leads: an engagement rule (points per occurrence) in
@@ -47,11 +51,12 @@ Candidate rules (`features`)
   matrix is what the rule gives when it scores the lead; identical columns keep one rule.
 
 Fitting (`learn`)
-- Logistic regression with an L2 penalty on each rule's full-strength effect (yes/no rules: the
-  coefficient; engagement: coefficient x clip), intercept unpenalised, fitted by Newton's method
-  with a line search (numpy only). The strength is chosen from 100 ... 0.3 by 3-fold stratified
-  cross-validated log-loss on the training leads. Engagement may only add points: a kind whose
-  coefficient comes out negative is dropped and the model refitted.
+- Forward selection by cross-validated log-loss, scikit-learn's LogisticRegression (lbfgs, light
+  L2) refitting the chosen columns at every step: each step takes the best of the few columns the
+  score test ranks first; the number of steps is the one with the lowest 3-fold cross-validated
+  log-loss, within `max_rules` fit columns (engagement columns aside), then the set is refined by
+  swaps. Columns held non-negative (monotone steps, tiers, engagement) that come out negative are
+  dropped and the rest refitted.
 - Stratified holdout (30% by default) with a fixed seed; the proposal is fitted on the training part
   only, so its holdout figures are the honest figures of exactly the proposed version.
 - Deterministic: the same data, options and seed give the same version.
@@ -60,12 +65,16 @@ Points and thresholds (`services`)
 - Points = round(coefficient x points_per_logit), one scale for all rules, chosen so that 100
   points separate the 5th and the 95th percentile of the learned score among training leads (capped
   at 1000 points per unit of log-odds). Rules that round to 0 are left out.
-- mql_fit: the fit score below which only 5% of the training positives fell.
-- mql_total: the whole-number total at which the proposal, with that fit floor, makes about as many
-  MQLs as were actually made among the leads created in the last 90 days (the historical MQL rate);
-  with no MQL history there, as many as the share of positive outcomes. Measured on those recent
-  leads (their highest total at any touchpoint, which is when a crossing happens), or on the
-  training leads when fewer than 100 leads are recent.
+- A number's bands and a category's tiers become rules whose points add up to the block's weights;
+  neighbours that round to the same points are one rule.
+- mql_fit: the fit score below which only 5% of the training positives fell, never below 0.
+- mql_total, from a goal: about `mqls_per_month` MQLs a month (of the leads that arrived per month
+  over the last 90 days), or the lowest total at which at least `min_precision` of the qualifying
+  training leads are positive; without a goal, about as many MQLs as were actually made among the
+  leads created in the last 90 days (the historical MQL rate), or with no MQL history there as
+  many as the share of positive outcomes. Shares are measured on those recent leads (their highest
+  total at any touchpoint, which is when a crossing happens), or on the training leads when fewer
+  than 100 leads are recent. The report gives the expected MQLs a month.
 - Grades: A from the 75th percentile of fit, B from the median, C from the 25th (same leads).
 - The half-life is the active version's: tuning learns points, not the decay.
 
@@ -73,10 +82,13 @@ Report (stored as the proposed version's `report`, printed by the command)
 - For the active version and the proposal, on the holdout leads scored exactly as the scoring
   service scores (fit rules, caps, engagement decayed at the lead's moment): AUC, lift by score
   decile (ties share a band), conversion by grade, and what the MQL definition catches.
-- Backtest over the leads created in the last 90 days: how many would have become MQLs under the
-  proposal (their highest total met the definition before their outcome or now), and how many of
-  those converted; the same for the active version and for what actually happened. Leads that the
-  proposal was trained on are included there.
+- The verdict (`evaluate.verdict`): the proposal's holdout AUC against the active version's on the
+  same leads, and the noise of that difference (paired bootstrap); "better" only beyond the noise.
+  The weekly job (`propose_unsafe=False`) proposes nothing that is not better.
+- Out of time: the same selection learned from the older 70% of the outcomes (by the moment each
+  lead counted) and measured on the newest 30%, beside the active version there; when outcomes do
+  not spread over time (an import), it says so and only the holdout is shown. (The candidate cuts
+  come from the whole training part, so this measures the fit, not the cut placement.)
 - If the learned version equals the active one, or a tuned proposal still waiting for approval,
   nothing is created and the run says so.
 """
