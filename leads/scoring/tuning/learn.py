@@ -168,7 +168,7 @@ def forward_path(
     upwards. Stops at `max_steps`, at `max_rules` counted columns, or when no column helps.
     Returns the fit after every step (the first: the intercept alone)."""
     X = sparse.csc_matrix(X)
-    squared = X.multiply(X).tocsc()
+    squared = _squares(X)
     chosen = np.zeros(0, dtype=np.int64)
     fit = _solve(X, y, chosen)
     path = [fit]
@@ -196,6 +196,14 @@ def forward_path(
     return path
 
 
+def _squares(X):
+    """X with every entry squared, for the curvature: X itself when it holds only 0 and 1 (rule
+    columns), which spares a copy of a large matrix."""
+    if not len(X.data) or np.all(X.data == 1.0):
+        return X
+    return X.multiply(X).tocsc()
+
+
 def _scores(X, squared, y: np.ndarray, fit: Fit) -> np.ndarray:
     """The score test of every column at `fit`: how much adding it alone would lower the
     log-loss, to second order (signed by the direction it would enter)."""
@@ -215,7 +223,7 @@ def swap_refine(
     swap is kept when the training log-loss falls. At most `passes` rounds, fewer when a round
     changes nothing."""
     X = sparse.csc_matrix(X)
-    squared = X.multiply(X).tocsc()
+    squared = _squares(X)
     loss = _log_loss(fit, X, y)
     for _ in range(passes):
         changed = False

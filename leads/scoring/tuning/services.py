@@ -47,6 +47,9 @@ DEFAULT_HOLDOUT = 0.3
 DEFAULT_SEED = 0
 DEFAULT_BINS = 20
 DEFAULT_MAX_RULES = 25
+# the most leads the selection learns from (a stratified sample beyond): plenty for 25 rules, and
+# it bounds the memory of the design matrix at a million leads
+LEARNING_SAMPLE = 120_000
 # the newest share of the outcomes the out-of-time check measures on
 OUT_OF_TIME_SHARE = 0.3
 # a precision goal counts only at a threshold where at least this many training leads qualify
@@ -160,6 +163,8 @@ def _out_of_time(
     y: np.ndarray,
     cutoffs: list[datetime],
     *,
+    sample: np.ndarray,
+    all_cutoffs: list[datetime],
     non_negative: np.ndarray,
     counted: np.ndarray,
     max_rules: int,
@@ -204,7 +209,7 @@ def _out_of_time(
     active_auc = None
     if active is not None:
         active_auc = evaluate.holdout_report(
-            active, table, rows_new, y[rows_new], touches, cutoffs
+            active, table, sample[rows_new], y[rows_new], touches, all_cutoffs
         )["auc"]
     return {
         "possible": True,
@@ -263,15 +268,28 @@ def _spec(
     )
 
 
+def _learning_sample(y: np.ndarray, *, seed: int) -> np.ndarray:
+    """The rows the selection learns from: all of them, or a stratified sample of
+    LEARNING_SAMPLE (fixed by the seed) when there are more."""
+    if len(y) <= LEARNING_SAMPLE:
+        return np.arange(len(y))
+    return learn.stratified_split(y, share=LEARNING_SAMPLE / len(y), seed=seed + 1)[1]
+
+
 def _blocks_with_columns(
     blocks: list[shapes.Block],
     table: features.LeadTable,
     in_train: np.ndarray,
     min_support: int,
+    sample: np.ndarray,
 ) -> tuple[list[shapes.Block], list[np.ndarray]]:
-    """Each block's columns (the rows where each is 1), without the columns too rare or too
-    common among the training leads; the blocks left, each knowing where its columns start."""
+    """Each block's columns (the positions in `sample`, the rows learned from, where each is 1),
+    without the columns too rare or too common among the training leads; the blocks left, each
+    knowing where its columns start."""
     trained = int(in_train.sum())
+    member = np.zeros(len(in_train), dtype=bool)
+    member[sample] = True
+    position = np.cumsum(member) - 1
     kept_blocks, columns = [], []
     for block in blocks:
         numbers = shapes.numbers_of(table, block.field) if block.kind == shapes.NUMBER else None
@@ -288,7 +306,7 @@ def _blocks_with_columns(
         else:
             block.cuts = [block.cuts[k] for k in keep]
         block.start = len(columns)
-        columns += [rows[k] for k in keep]
+        columns += [position[rows[k][member[rows[k]]]] for k in keep]
         kept_blocks.append(block)
     return kept_blocks, columns
 
@@ -385,7 +403,10 @@ def scoring_tune(
     n = len(y)
     in_train = np.zeros(n, dtype=bool)
     in_train[train] = True
-    blocks, columns = _blocks_with_columns(candidates.blocks, table, in_train, min_support)
+    # the selection learns from a stratified sample when there are very many outcomes, so that
+    # its matrix stays small; the proposal is still measured on every holdout lead
+    sample = _learning_sample(y, seed=seed)
+    blocks, columns = _blocks_with_columns(candidates.blocks, table, in_train, min_support, sample)
 
     kinds = list(features.MARKETING_KINDS)
     decayed = data.decayed_counts(touches, labeled.cutoff, kinds, half_life_days=half_life)
@@ -399,8 +420,12 @@ def scoring_tune(
         )
     p_fit = len(columns)
     # engagement columns: the decayed count up to its clip, as a share of the clip
-    X_eng = np.minimum(decayed[:, eng_columns], np.array(clips)) / np.array(clips)
-    X = sparse.hstack([shapes.design(columns, n), sparse.csc_matrix(X_eng)], format="csr")
+    X_eng = np.minimum(decayed[sample][:, eng_columns], np.array(clips)) / np.array(clips)
+    X = sparse.hstack([shapes.design(columns, len(sample)), sparse.csc_matrix(X_eng)], format="csr")
+    del decayed
+    y_sample = y[sample]
+    learn_rows = np.flatnonzero(in_train[sample])
+    held_rows = np.flatnonzero(~in_train[sample])
     non_negative = np.r_[
         np.array([b.non_negative for b in blocks for _ in range(b.width)], dtype=bool),
         np.ones(len(eng_columns), dtype=bool),
@@ -410,20 +435,20 @@ def scoring_tune(
 
     # --- the sparse fit, within the budget of rules
     selection = learn.select(
-        X[train],
-        y[train],
+        X[learn_rows],
+        y_sample[learn_rows],
         non_negative=non_negative,
         counted=counted,
         max_rules=max_rules,
         seed=seed,
     )
     model_fit = selection.fit
-    unrounded_auc = learn.auc(model_fit.decision(X[hold]), y[hold])
+    unrounded_auc = learn.auc(model_fit.decision(X[held_rows]), y_sample[held_rows])
     lap("fit")
 
     # --- points: one scale for every rule, so that SCORE_SPAN points separate the 5% least from
     # the 5% most promising training leads
-    linear = np.asarray(X[train] @ model_fit.coef).ravel()
+    linear = np.asarray(X[learn_rows] @ model_fit.coef).ravel()
     span = float(np.quantile(linear, 0.95) - np.quantile(linear, 0.05))
     if span <= 1e-9:
         raise TuningError(
@@ -566,8 +591,10 @@ def scoring_tune(
     )
     out_of_time = _out_of_time(
         X,
-        y,
-        labeled.cutoff,
+        y_sample,
+        [labeled.cutoff[i] for i in sample],
+        sample=sample,
+        all_cutoffs=labeled.cutoff,
         non_negative=non_negative,
         counted=counted,
         max_rules=max_rules,
