@@ -21,8 +21,8 @@ phase) against the 1 GB target:
     .venv/bin/python bench/tuning.py --skip-import --outcome accepted \
         --database-url postgres://postgres@127.0.0.1:5432/bench_seed_1m
 
-scikit-learn is a dev dependency used only here, as the baseline; the product uses numpy only.
-The database named in the URL is dropped (unless --skip-import): never point this at a database
+The baselines use scikit-learn, as the product's fine-tuning does (its forward selection refits
+with `LogisticRegression`). The database named in the URL is dropped (unless --skip-import): never point this at a database
 you care about.
 """
 
