@@ -151,6 +151,12 @@ def _view(report: dict) -> dict:
         "bands": bands,
         "grades": grades,
         "verdict": report.get("verdict"),
+        "qualifying": _pct((report.get("thresholds") or {}).get("qualifying_share")),
+        "shapes": "; ".join(
+            f"{b['field']}: {b['shape']}"
+            for b in (report.get("candidates") or {}).get("blocks", [])
+            if b.get("shape")
+        ),
         "out_of_time": report.get("out_of_time") or {},
     }
 
