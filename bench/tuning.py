@@ -131,8 +131,8 @@ def seeded(args) -> int:
         f"{leads['train']:,} training and {leads['holdout']:,} holdout leads"
     )
     print(
-        f"model: {model['fit_rules']} fit rules from {report['candidates']['fit_rules']} "
-        f"candidates, holdout AUC {report['proposal']['auc']}; {tuned.message}"
+        f"model: {model['fit_rules']} fit rules from {report['candidates']['columns']} "
+        f"candidate columns, holdout AUC {report['proposal']['auc']}; {tuned.message}"
     )
     print("phases (seconds, resident memory at the end of the phase and its highest):")
     for name, phase_seconds, end_rss, high_rss in sampler.per_phase(report["timings"], ended):
@@ -299,8 +299,9 @@ def main() -> int:
     print(
         f"tuning: {tune_seconds:.1f} s ({', '.join(f'{k} {v:.1f}' for k, v in report['timings'].items())}); "
         f"{report['leads']['train']:,} training and {report['leads']['holdout']:,} holdout leads; "
-        f"{model['fit_rules']} fit rules from {report['candidates']['fit_rules']} candidates, "
-        f"L2 {model['l2']}, {model['points_per_logit']} points per logit; {tuned.message}"
+        f"{model['fit_rules']} fit rules from {report['candidates']['columns']} candidate "
+        f"columns, {model['steps']} selection steps, {model['points_per_logit']} points per "
+        f"logit; {tuned.message}"
     )
     print(f"excluded attributes: {', '.join(report['excluded_attributes']) or 'none'}")
 
@@ -330,11 +331,13 @@ def main() -> int:
         f"({'meets' if rules_met else 'MISSES'} the target of at most {TARGET_FIT_RULES})"
     )
     t = report["thresholds"]
-    b = report["backtest"]["proposal"]
     print(
-        f"proposal: MQL at total >= {t['mql_total']} and fit >= {t['mql_fit']}; backtest "
-        f"{b['mqls']:,} MQLs in the last 90 days, {b['converted']:,} won"
+        f"proposal: MQL at total >= {t['mql_total']} and fit >= {t['mql_fit']}; "
+        f"{t['qualifying_share']:.1%} of the leads qualify; verdict: {report['verdict']['level']}"
     )
+    print("fit rules of the proposal:")
+    for rule in tuned.spec["fit_rules"]:
+        print(f"  {rule['points']:>+5}  {rule['label']}")
     print("holdout lift by decile (proposal):")
     for band in report["proposal"]["bands"]:
         print(
