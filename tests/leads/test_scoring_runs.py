@@ -248,6 +248,8 @@ def test_the_lock_refuses_a_second_run_until_the_first_ends():
     assert tuning_lock()
 
 
+# another connection must see this one's claim: committed, not inside the test's transaction
+@pytest.mark.django_db(transaction=True)
 def test_a_run_running_longer_than_the_lock_ttl_is_taken_over():
     assert tuning_lock()
     dead = TuningRun.objects.get()
@@ -264,6 +266,8 @@ def test_a_run_running_longer_than_the_lock_ttl_is_taken_over():
     assert TuningRun.objects.filter(state=TuningState.RUNNING).exclude(pk=dead.pk).count() == 1
 
 
+# another connection must see this one's claim: committed, not inside the test's transaction
+@pytest.mark.django_db(transaction=True)
 def test_a_taken_over_run_that_finishes_after_all_keeps_its_result_on_its_own_row():
     assert tuning_lock()
     TuningRun.objects.update(started_at=timezone.now() - dt.timedelta(seconds=LOCK_TTL + 1))
