@@ -171,18 +171,6 @@ def holdout_report(
     }
 
 
-def backtest_counts(mql: np.ndarray, label: np.ndarray) -> dict:
-    converted = int(np.sum(mql & (label == 1)))
-    decided = int(np.sum(mql & (label >= 0)))
-    return {
-        "mqls": int(mql.sum()),
-        "converted": converted,
-        "not_converted": int(np.sum(mql & (label == 0))),
-        "open": int(np.sum(mql & (label < 0))),
-        "conversion_rate": _r(converted / decided if decided else None),
-    }
-
-
 # a proposal must beat the active version by more than this share of the bootstrap spread of the
 # AUC difference to count as better; below it the two are "within noise"
 VERDICT_BOOTSTRAPS = 200

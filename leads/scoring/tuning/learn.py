@@ -173,11 +173,7 @@ def forward_path(
     fit = _solve(X, y, chosen)
     path = [fit]
     for _ in range(max_steps):
-        mu = _sigmoid(fit.decision(X))
-        gradient = np.asarray(X.T @ (y - mu)).ravel()
-        curvature = np.asarray(squared.T @ (mu * (1.0 - mu))).ravel()
-        score = np.where(curvature > 1e-9, gradient**2 / np.maximum(curvature, 1e-9), 0.0)
-        score[non_negative & (gradient <= 0)] = 0.0
+        score = _scores(X, squared, y, fit, non_negative)
         score[chosen] = 0.0
         if int(np.count_nonzero(counted[chosen])) >= max_rules:
             score[counted] = 0.0
@@ -204,15 +200,16 @@ def _squares(X):
     return X.multiply(X).tocsc()
 
 
-def _scores(X, squared, y: np.ndarray, fit: Fit) -> np.ndarray:
+def _scores(X, squared, y: np.ndarray, fit: Fit, non_negative: np.ndarray) -> np.ndarray:
     """The score test of every column at `fit`: how much adding it alone would lower the
-    log-loss, to second order (signed by the direction it would enter)."""
+    log-loss, to second order (gradient squared over curvature); 0 for a non-negative column
+    that would enter downwards."""
     mu = _sigmoid(fit.decision(X))
     gradient = np.asarray(X.T @ (y - mu)).ravel()
     curvature = np.asarray(squared.T @ (mu * (1.0 - mu))).ravel()
-    return np.sign(gradient) * np.where(
-        curvature > 1e-9, gradient**2 / np.maximum(curvature, 1e-9), 0.0
-    )
+    score = np.where(curvature > 1e-9, gradient**2 / np.maximum(curvature, 1e-9), 0.0)
+    score[non_negative & (gradient <= 0)] = 0.0
+    return score
 
 
 def swap_refine(
@@ -232,9 +229,7 @@ def swap_refine(
                 continue
             rest = np.setdiff1d(np.flatnonzero(fit.coef), [column])
             without = fit_constrained(X, y, rest, non_negative)
-            score = _scores(X, squared, y, without)
-            score[non_negative & (score <= 0)] = 0.0
-            score = np.abs(score)
+            score = _scores(X, squared, y, without, non_negative)
             score[rest] = 0.0
             # a counted column only replaces a counted one, so the budget holds
             score[counted != counted[column]] = 0.0
