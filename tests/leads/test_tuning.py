@@ -30,7 +30,7 @@ from leads.scoring import services as scoring
 from leads.scoring.models import ModelOrigin, ModelStatus
 from leads.scoring.rules import compile_spec, spec_of
 from leads.scoring.tuning import TuningError, scoring_tune
-from leads.scoring.tuning import services as tuning_services
+from leads.scoring.tuning import features as tuning_features
 from leads.scoring.tuning.data import labeled_leads
 from leads.scoring.tuning.features import LeadTable, fit_scores
 from leads.scoring.tuning.learn import auc, fit_constrained, select, stratified_split
@@ -215,7 +215,7 @@ def test_learned_points_rank_leads_and_follow_the_true_effects(seed):
 
 def test_with_very_many_outcomes_the_selection_learns_from_a_sample(monkeypatch):
     y, logit = make_won_lost(n=800, seed=7)
-    monkeypatch.setattr(tuning_services, "LEARNING_SAMPLE", 400)
+    monkeypatch.setattr(tuning_features, "LEARNING_SAMPLE", 400)
     sampled = scoring_tune(seed=0, exclude_attributes=["duration"], propose=False)
     # the proposal is still measured on every holdout lead, as the scoring service scores them
     assert sampled.report["proposal"]["bands"] and len(sampled.holdout) == 240

@@ -11,7 +11,9 @@ from django.utils import timezone
 from leads.models import Lead, Stage, Touchpoint
 from leads.scoring.rules import compile_spec, validate_spec
 from leads.scoring.tuning import data, evaluate
-from leads.scoring.tuning.data import Touchpoints, decayed_counts, labeled_leads, touchpoints
+from leads.scoring.tuning import touches as touches_module
+from leads.scoring.tuning.data import labeled_leads
+from leads.scoring.tuning.touches import Touchpoints, decayed_counts, touchpoints
 from tests.factories import CampaignFactory, LeadFactory, TouchpointFactory
 
 pytestmark = pytest.mark.django_db
@@ -127,9 +129,9 @@ def test_batches_of_two_leads_read_in_chunks_of_two_rows_give_the_same_result(
     qs = data.labeled_queryset(data.OUTCOME_WON)
     whole = touchpoints(qs, labeled.ids, kinds=KINDS, with_metadata=True)
     counts = decayed_counts(whole, labeled.cutoff, KINDS, half_life_days=HALF_LIFE_DAYS)
-    monkeypatch.setattr(data, "LEAD_BATCH", 2)
+    monkeypatch.setattr(touches_module, "LEAD_BATCH", 2)
     monkeypatch.setattr(data, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(data, "DECAY_BATCH", 2)
+    monkeypatch.setattr(touches_module, "DECAY_BATCH", 2)
     batched = touchpoints(qs, labeled.ids, kinds=KINDS, with_metadata=True)
     assert list(batched.items()) == list(whole.items())
     assert np.array_equal(batched.offsets, whole.offsets)
@@ -142,7 +144,7 @@ def test_batches_of_two_leads_read_in_chunks_of_two_rows_give_the_same_result(
 
 
 def test_lead_ids_out_of_id_order_keep_each_row_its_own_touchpoints(decided_leads, monkeypatch):
-    monkeypatch.setattr(data, "LEAD_BATCH", 2)
+    monkeypatch.setattr(touches_module, "LEAD_BATCH", 2)
     leads, _now = decided_leads
     ids = np.array([leads[4].pk, leads[0].pk, leads[2].pk, leads[3].pk], dtype=np.int64)
     touches = touchpoints(Lead.objects.all(), ids, kinds=KINDS, with_metadata=True)
@@ -210,3 +212,18 @@ def test_evaluation_scores_the_compact_form_as_the_lists_it_replaces(decided_lea
     peaks = evaluate.peak_totals(model, fit, touches, labeled.cutoff)
     assert np.array_equal(peaks, evaluate.peak_totals(model, fit, lists, labeled.cutoff))
     assert peaks[2] == 10 and peaks[0] > 40
+
+
+def test_recent_leads_beyond_the_sample_are_every_kth_id_and_know_how_many_arrived():
+    now = timezone.now()
+    fresh = [LeadFactory(created_at=now - dt.timedelta(days=n % 20)) for n in range(13)]
+    LeadFactory(created_at=now - dt.timedelta(days=200))  # before the period: never counted
+    since = now - dt.timedelta(days=90)
+    whole = data.recent_leads(data.OUTCOME_WON, since=since, now=now)
+    assert whole.arrived == 13 and sorted(whole.ids.tolist()) == sorted(x.pk for x in fresh)
+    sampled = data.recent_leads(data.OUTCOME_WON, since=since, now=now, sample=5)
+    # 13 leads, at most 5 wanted: every third id
+    assert sampled.arrived == 13
+    assert sampled.ids.tolist() == sorted(x.pk for x in fresh if x.pk % 3 == 0)
+    assert len(sampled.leads) == len(sampled.ids) == len(sampled.was_mql) == len(sampled.cutoff)
+    assert data.arrivals(since) == 13

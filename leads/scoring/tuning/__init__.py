@@ -93,18 +93,16 @@ Report (stored as the proposed version's `report`, printed by the command)
   nothing is created and the run says so.
 """
 
-from leads.scoring.tuning.data import OUTCOME_ACCEPTED, OUTCOME_WON, OUTCOMES
+from leads.scoring.tuning.data import OUTCOME_ACCEPTED, OUTCOME_WON, OUTCOMES, TuningError
+from leads.scoring.tuning.runs import scoring_tune_queue, scoring_tune_recorded
 from leads.scoring.tuning.services import (
     DEFAULT_BINS,
     DEFAULT_HOLDOUT,
     DEFAULT_MAX_RULES,
     DEFAULT_SEED,
     TUNING_SYSTEM,
-    TuningError,
     TuningResult,
     scoring_tune,
-    scoring_tune_queue,
-    scoring_tune_recorded,
 )
 
 __all__ = [

@@ -4,7 +4,7 @@ of `leads.scoring.engagement` at the moment that counts, MQL by the version's de
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -15,9 +15,10 @@ from leads.scoring.engagement import (
     engagement_at,
 )
 from leads.scoring.rules import GRADES, CompiledModel
-from leads.scoring.tuning.data import Touch, Touchpoints
+from leads.scoring.tuning import data
 from leads.scoring.tuning.features import LeadTable, fit_scores
-from leads.scoring.tuning.learn import auc
+from leads.scoring.tuning.learn import auc, select
+from leads.scoring.tuning.touches import Touch, Touchpoints
 
 BANDS = 10
 
@@ -251,11 +252,78 @@ def verdict(
 DAYS_PER_MONTH = 365.25 / 12
 
 
-def leads_per_month(created: Sequence[datetime], *, now: datetime, days: int = 90) -> float | None:
-    """How many leads arrive in a month: those created in the last `days` days, per month. None
-    when none arrived then (an import of old leads all created at once says nothing of a month)."""
-    since = now.timestamp() - days * 86400
-    recent = sum(1 for at in created if at is not None and at.timestamp() >= since)
-    if not recent:
+def leads_per_month(arrived: int, *, days: int = 90) -> float | None:
+    """How many leads arrive in a month, from the `arrived` leads created in the last `days`
+    days. None when none arrived then (an import of old leads all created at once says nothing
+    of a month)."""
+    if not arrived:
         return None
-    return recent / (days / DAYS_PER_MONTH)
+    return arrived / (days / DAYS_PER_MONTH)
+
+
+# the newest share of the outcomes the out-of-time check measures on
+OUT_OF_TIME_SHARE = 0.3
+
+
+def out_of_time(
+    X,
+    y: np.ndarray,
+    cutoffs: list[datetime],
+    *,
+    sample: np.ndarray,
+    all_cutoffs: list[datetime],
+    non_negative: np.ndarray,
+    counted: np.ndarray,
+    max_rules: int,
+    seed: int,
+    active,
+    table: LeadTable,
+    touches,
+) -> dict:
+    """The same learning on the older outcomes only, measured on the newer ones (the newest
+    OUT_OF_TIME_SHARE by the moment each lead counted), beside the active version on those same
+    newer leads. Says why not when the outcomes do not spread over time (leads imported at once
+    share one moment) or one side has too few of either outcome."""
+    times = np.array([c.timestamp() for c in cutoffs])
+    n = len(y)
+    boundary = float(np.quantile(times, 1 - OUT_OF_TIME_SHARE)) if n else 0.0
+    older, newer = times < boundary, times >= boundary
+    counts = [int(np.sum(y[part] == label)) for part in (older, newer) for label in (0, 1)]
+    if n == 0 or times.max() - times.min() < 86400 or older.sum() < n * 0.5:
+        return {
+            "possible": False,
+            "reason": "The outcomes do not spread over time (the leads were most likely imported "
+            "at once and share one moment), so the model cannot be trained on older outcomes and "
+            "measured on newer ones. Only the random holdout is shown.",
+        }
+    if min(counts) < data.MIN_OUTCOMES // 2:
+        return {
+            "possible": False,
+            "reason": f"Too few outcomes on one side of {datetime.fromtimestamp(boundary, tz=UTC):%Y-%m-%d} "
+            f"to measure (each side needs {data.MIN_OUTCOMES // 2} of either outcome). Only the "
+            "random holdout is shown.",
+        }
+    rows_old, rows_new = np.flatnonzero(older), np.flatnonzero(newer)
+    selection = select(
+        X[rows_old],
+        y[rows_old],
+        non_negative=non_negative,
+        counted=counted,
+        max_rules=max_rules,
+        seed=seed,
+    )
+    learned = auc(selection.fit.decision(X[rows_new]), y[rows_new])
+    active_auc = None
+    if active is not None:
+        active_auc = holdout_report(
+            active, table, sample[rows_new], y[rows_new], touches, all_cutoffs
+        )["auc"]
+    return {
+        "possible": True,
+        "since": datetime.fromtimestamp(boundary, tz=UTC).isoformat(),
+        "older": int(older.sum()),
+        "newer": int(newer.sum()),
+        "newer_positives": int(y[rows_new].sum()),
+        "auc": None if learned is None else round(learned, 4),
+        "active_auc": active_auc,
+    }

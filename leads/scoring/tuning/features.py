@@ -25,6 +25,7 @@ from leads.scoring.rules import (
     is_missing,
     norm_text,
 )
+from leads.scoring.tuning.learn import stratified_split
 from leads.scoring.tuning.screening import (
     CONFIGURED,
     POST_OUTCOME,
@@ -36,9 +37,11 @@ from leads.scoring.tuning.shapes import (
     FLAG,
     NUMBER,
     Block,
+    block_columns,
     category_block,
     direction_of,
     ladder,
+    numbers_of,
 )
 
 # fields whose values are categories (one rule per frequent value)
@@ -67,6 +70,9 @@ NUMERIC_SHARE = 0.9  # an attribute is a number when this share of its known val
 ENGAGEMENT_CLIP_QUANTILE = 0.95
 # the narrowest band of a number, as a share of the training leads
 MIN_BAND_SHARE = 0.01
+# the most leads the selection learns from (a stratified sample beyond): plenty for 25 rules, and
+# it bounds the memory of the design matrix at a million leads
+LEARNING_SAMPLE = 120_000
 _MISSING_KEY = ("missing",)
 
 
@@ -369,3 +375,46 @@ def engagement_candidates(
         chosen.append(j)
         clips.append(max(1.0, float(np.quantile(active, ENGAGEMENT_CLIP_QUANTILE))))
     return chosen, clips
+
+
+def learning_sample(y: np.ndarray, *, seed: int) -> np.ndarray:
+    """The rows the selection learns from: all of them, or a stratified sample of
+    LEARNING_SAMPLE (fixed by the seed) when there are more."""
+    if len(y) <= LEARNING_SAMPLE:
+        return np.arange(len(y))
+    return stratified_split(y, share=LEARNING_SAMPLE / len(y), seed=seed + 1)[1]
+
+
+def blocks_with_columns(
+    blocks: list[Block],
+    table: "LeadTable",
+    in_train: np.ndarray,
+    min_support: int,
+    sample: np.ndarray,
+) -> tuple[list[Block], list[np.ndarray]]:
+    """Each block's columns (the positions in `sample`, the rows learned from, where each is 1),
+    without the columns too rare or too common among the training leads; the blocks left, each
+    knowing where its columns start."""
+    trained = int(in_train.sum())
+    member = np.zeros(len(in_train), dtype=bool)
+    member[sample] = True
+    position = np.cumsum(member) - 1
+    kept_blocks, columns = [], []
+    for block in blocks:
+        numbers = numbers_of(table, block.field) if block.kind == NUMBER else None
+        rows = block_columns(block, table, numbers)
+        keep = [
+            k
+            for k, r in enumerate(rows)
+            if min_support <= int(np.count_nonzero(in_train[r])) <= trained - min_support
+        ]
+        if not keep:
+            continue
+        if block.kind == FLAG:
+            block.rules = [block.rules[k] for k in keep]
+        else:
+            block.cuts = [block.cuts[k] for k in keep]
+        block.start = len(columns)
+        columns += [position[rows[k][member[rows[k]]]] for k in keep]
+        kept_blocks.append(block)
+    return kept_blocks, columns

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from leads.models import Lead
 from leads.scoring.calibration import Rate
 from leads.scoring.compiled import scoring_model_active
 from leads.scoring.models import ScoringModel
 from leads.scoring.rules import GRADES, CompiledModel, ScoringError, compile_spec
 from leads.scoring.tuning import data, evaluate, features, learn
-from leads.scoring.tuning.services import DEFAULT_HOLDOUT, DEFAULT_SEED, MIN_OUTCOMES
+from leads.scoring.tuning.services import DEFAULT_HOLDOUT, DEFAULT_SEED
+from leads.scoring.tuning.touches import touchpoints
 
 # leads_per_month counts the leads created in this many days before now
 ARRIVAL_DAYS = 90
@@ -95,20 +95,21 @@ def scoring_spec_preview(
         raise PreviewError(f"Unknown outcome {outcome!r}.", field="outcome")
     labeled = data.labeled_leads(outcome)
     y = labeled.label.astype(np.int64)
-    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    positives, negatives = labeled.counts()
     yes, no = data.OUTCOME_WORDS[outcome]
-    if positives < MIN_OUTCOMES or negatives < MIN_OUTCOMES:
+    too_few = labeled.too_few(outcome)
+    if too_few:
         raise PreviewError(
-            f"Too few outcomes to preview on: {positives} leads {yes} and {negatives} {no}; the "
-            f"preview needs at least {MIN_OUTCOMES} of each, as fine-tuning does. Save the draft "
-            "and compare it again when more leads are decided.",
+            f"Too few outcomes to preview on: {too_few}; the preview needs at least "
+            f"{data.MIN_OUTCOMES} of each, as fine-tuning does. Save the draft and compare it "
+            "again when more leads are decided.",
             field="outcome",
         )
     _train, hold = learn.stratified_split(y, share=holdout, seed=seed)
     draft = compile_spec(spec, name="This draft")
     active = scoring_model_active()
     models = [draft, *([active] if active is not None else [])]
-    touches = data.touchpoints(
+    touches = touchpoints(
         data.labeled_queryset(outcome),
         labeled.ids,
         kinds=set().union(*(m.kinds for m in models)),
@@ -120,8 +121,7 @@ def scoring_spec_preview(
         evaluate.holdout_report(m, table, hold, y_hold, touches, labeled.cutoff) for m in models
     ]
     since = now - timedelta(days=ARRIVAL_DAYS)
-    arrived = list(Lead.objects.filter(created_at__gte=since).values_list("created_at", flat=True))
-    per_month = evaluate.leads_per_month(arrived, now=now, days=ARRIVAL_DAYS)
+    per_month = evaluate.leads_per_month(data.arrivals(since), days=ARRIVAL_DAYS)
     held = len(hold)
     draft_figures = _figures(reports[0], held, per_month, draft, yes)
     active_figures = _figures(reports[1], held, per_month, active, yes) if active else None

@@ -9,8 +9,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
@@ -18,42 +17,30 @@ from django.db import transaction
 from django.utils import timezone
 from scipy import sparse
 
-from alignment.lib.errors import DomainError
 from alignment.models import User
 from alignment.permissions import Action, require
 from leads.models import Lead
 from leads.scoring.compiled import compiled_model
 from leads.scoring.models import ModelOrigin, ModelStatus, ScoringModel
 from leads.scoring.rules import (
-    ScoringError,
     compile_spec,
     spec_diff,
     spec_of,
     validate_spec,
 )
 from leads.scoring.services import scoring_model_create, scoring_model_propose
-from leads.scoring.tuning import data, evaluate, features, learn, shapes
-from leads.scoring.tuning.status import (
-    tuning_lock,
-    tuning_status_record,
-    tuning_unlock,
-)
+from leads.scoring.tuning import data, evaluate, features, learn, shapes, thresholds
+from leads.scoring.tuning.data import TuningError
+from leads.scoring.tuning.touches import decayed_counts, touchpoints
 
 logger = logging.getLogger(__name__)
 
 TUNING_SYSTEM = "tuning"
-MIN_OUTCOMES = 50
 DEFAULT_HOLDOUT = 0.3
 DEFAULT_SEED = 0
 DEFAULT_BINS = 20
 DEFAULT_MAX_RULES = 25
-# the most leads the selection learns from (a stratified sample beyond): plenty for 25 rules, and
-# it bounds the memory of the design matrix at a million leads
-LEARNING_SAMPLE = 120_000
-# the newest share of the outcomes the out-of-time check measures on
-OUT_OF_TIME_SHARE = 0.3
-# a precision goal counts only at a threshold where at least this many training leads qualify
-MIN_QUALIFIED = 20
+# the MQL threshold and the grades are set on the leads created in this many days
 BACKTEST_DAYS = 90
 # a candidate rule needs this many training leads on each side (matching and not matching)
 MIN_SUPPORT_ROWS = 30
@@ -61,17 +48,7 @@ MIN_SUPPORT_SHARE = 0.001
 # points between the 5% least and the 5% most promising training leads
 SCORE_SPAN = 100
 MAX_POINTS_PER_LOGIT = 1000.0
-# the fit floor of the MQL definition: only this share of the leads that converted fell below it
-FIT_FLOOR_QUANTILE = 0.05
-# grade A from the 75th percentile of fit, B from the median, C from the 25th
-GRADE_QUANTILES = (0.75, 0.5, 0.25)
-# the backtest's leads set the MQL threshold when there are at least this many of them
-MIN_POPULATION = 100
 DEFAULT_HALF_LIFE_DAYS = 30.0
-
-
-class TuningError(ScoringError):
-    """Fine-tuning cannot propose a version; the message says why. Nothing was created."""
 
 
 @dataclass
@@ -105,7 +82,7 @@ class TuningResult:
         }
 
 
-def _check_options(outcome: str, holdout: float, seed: int, bins: int) -> None:
+def check_options(outcome: str, holdout: float, seed: int, bins: int) -> None:
     if outcome not in data.OUTCOMES:
         raise TuningError(
             f"Unknown outcome {outcome!r}: use one of {', '.join(data.OUTCOMES)}.", field="outcome"
@@ -118,135 +95,11 @@ def _check_options(outcome: str, holdout: float, seed: int, bins: int) -> None:
         raise TuningError("Numbers are cut into between 2 and 50 bins.", field="bins")
 
 
-def _check_goal(max_rules: int, mqls_per_month: int | None, min_precision: float | None) -> None:
-    if not 1 <= max_rules <= 200:
-        raise TuningError("The budget of fit rules must be between 1 and 200.", field="max_rules")
-    if mqls_per_month is not None and min_precision is not None:
-        raise TuningError(
-            "State one goal: about N MQLs a month, or a precision of at least P%, not both.",
-            field="mqls_per_month",
-        )
-    if mqls_per_month is not None and mqls_per_month < 1:
-        raise TuningError("The MQLs a month must be a whole number from 1.", field="mqls_per_month")
-    if min_precision is not None and not 0 < min_precision < 1:
-        raise TuningError(
-            "The precision must be between 0% and 100% (0 and 1 exclusive).", field="min_precision"
-        )
-
-
-def _precision_total(
-    fit: np.ndarray, total: np.ndarray, y: np.ndarray, *, fit_floor: int, precision: float
-) -> int:
-    """The lowest whole-number total at which, with the fit floor, at least `precision` of the
-    qualifying leads are positive (and at least MIN_QUALIFIED of them qualify)."""
-    eligible = fit >= fit_floor
-    candidates = np.unique(np.ceil(total[eligible] - 1e-9))
-    best = None
-    for threshold in candidates:
-        qualified = eligible & (total >= threshold)
-        if qualified.sum() < MIN_QUALIFIED:
-            break
-        reached = float(y[qualified].mean())
-        best = reached if best is None else max(best, reached)
-        if reached >= precision:
-            return int(threshold)
-    raise TuningError(
-        f"No MQL threshold reaches a precision of {precision:.0%} on the training leads"
-        + (f" (the best is {best:.0%})" if best is not None else "")
-        + ": ask for a lower precision, or for a number of MQLs a month. Nothing was created.",
-        field="min_precision",
-    )
-
-
-def _out_of_time(
-    X,
-    y: np.ndarray,
-    cutoffs: list[datetime],
-    *,
-    sample: np.ndarray,
-    all_cutoffs: list[datetime],
-    non_negative: np.ndarray,
-    counted: np.ndarray,
-    max_rules: int,
-    seed: int,
-    active,
-    table: features.LeadTable,
-    touches,
-) -> dict:
-    """The same learning on the older outcomes only, measured on the newer ones (the newest
-    OUT_OF_TIME_SHARE by the moment each lead counted), beside the active version on those same
-    newer leads. Says why not when the outcomes do not spread over time (leads imported at once
-    share one moment) or one side has too few of either outcome."""
-    times = np.array([c.timestamp() for c in cutoffs])
-    n = len(y)
-    boundary = float(np.quantile(times, 1 - OUT_OF_TIME_SHARE)) if n else 0.0
-    older, newer = times < boundary, times >= boundary
-    counts = [int(np.sum(y[part] == label)) for part in (older, newer) for label in (0, 1)]
-    if n == 0 or times.max() - times.min() < 86400 or older.sum() < n * 0.5:
-        return {
-            "possible": False,
-            "reason": "The outcomes do not spread over time (the leads were most likely imported "
-            "at once and share one moment), so the model cannot be trained on older outcomes and "
-            "measured on newer ones. Only the random holdout is shown.",
-        }
-    if min(counts) < MIN_OUTCOMES // 2:
-        return {
-            "possible": False,
-            "reason": f"Too few outcomes on one side of {datetime.fromtimestamp(boundary, tz=UTC):%Y-%m-%d} "
-            f"to measure (each side needs {MIN_OUTCOMES // 2} of either outcome). Only the "
-            "random holdout is shown.",
-        }
-    rows_old, rows_new = np.flatnonzero(older), np.flatnonzero(newer)
-    selection = learn.select(
-        X[rows_old],
-        y[rows_old],
-        non_negative=non_negative,
-        counted=counted,
-        max_rules=max_rules,
-        seed=seed,
-    )
-    learned = learn.auc(selection.fit.decision(X[rows_new]), y[rows_new])
-    active_auc = None
-    if active is not None:
-        active_auc = evaluate.holdout_report(
-            active, table, sample[rows_new], y[rows_new], touches, all_cutoffs
-        )["auc"]
-    return {
-        "possible": True,
-        "since": datetime.fromtimestamp(boundary, tz=UTC).isoformat(),
-        "older": int(older.sum()),
-        "newer": int(newer.sum()),
-        "newer_positives": int(y[rows_new].sum()),
-        "auc": None if learned is None else round(learned, 4),
-        "active_auc": active_auc,
-    }
-
-
 def _exclusions(names: Iterable[str]) -> list[str]:
     """The attributes named for this run, and those the deployment always leaves out
     (settings.SCORING_TUNING_EXCLUDE_ATTRIBUTES, optional)."""
     always = getattr(settings, "SCORING_TUNING_EXCLUDE_ATTRIBUTES", ()) or ()
     return sorted({n.strip() for n in (*names, *always) if n and n.strip()})
-
-
-def _quantile_floor(values: np.ndarray, q: float) -> int:
-    return int(math.floor(float(np.quantile(values, q)))) if len(values) else 0
-
-
-def _mql_total(fit: np.ndarray, peak: np.ndarray, *, fit_floor: int, rate: float) -> int:
-    """The whole-number total threshold whose share of qualified leads is closest to `rate`
-    (on a tie the higher threshold: fewer, better MQLs)."""
-    eligible = fit >= fit_floor
-    candidates = np.unique(np.ceil(peak[eligible] - 1e-9))
-    if not len(candidates):
-        return int(math.ceil(float(peak.max()))) + 1 if len(peak) else 0
-    ordered = np.sort(peak[eligible])
-    # leads at or above each candidate threshold
-    reach = len(ordered) - np.searchsorted(ordered, candidates - 1e-9, side="left")
-    shares = reach / len(peak)
-    gaps = np.abs(shares - rate)
-    best = np.flatnonzero(gaps <= gaps.min() + 1e-12)[-1]
-    return int(candidates[best])
 
 
 def _spec(
@@ -266,49 +119,6 @@ def _spec(
             "engagement_rules": engagement,
         }
     )
-
-
-def _learning_sample(y: np.ndarray, *, seed: int) -> np.ndarray:
-    """The rows the selection learns from: all of them, or a stratified sample of
-    LEARNING_SAMPLE (fixed by the seed) when there are more."""
-    if len(y) <= LEARNING_SAMPLE:
-        return np.arange(len(y))
-    return learn.stratified_split(y, share=LEARNING_SAMPLE / len(y), seed=seed + 1)[1]
-
-
-def _blocks_with_columns(
-    blocks: list[shapes.Block],
-    table: features.LeadTable,
-    in_train: np.ndarray,
-    min_support: int,
-    sample: np.ndarray,
-) -> tuple[list[shapes.Block], list[np.ndarray]]:
-    """Each block's columns (the positions in `sample`, the rows learned from, where each is 1),
-    without the columns too rare or too common among the training leads; the blocks left, each
-    knowing where its columns start."""
-    trained = int(in_train.sum())
-    member = np.zeros(len(in_train), dtype=bool)
-    member[sample] = True
-    position = np.cumsum(member) - 1
-    kept_blocks, columns = [], []
-    for block in blocks:
-        numbers = shapes.numbers_of(table, block.field) if block.kind == shapes.NUMBER else None
-        rows = shapes.block_columns(block, table, numbers)
-        keep = [
-            k
-            for k, r in enumerate(rows)
-            if min_support <= int(np.count_nonzero(in_train[r])) <= trained - min_support
-        ]
-        if not keep:
-            continue
-        if block.kind == shapes.FLAG:
-            block.rules = [block.rules[k] for k in keep]
-        else:
-            block.cuts = [block.cuts[k] for k in keep]
-        block.start = len(columns)
-        columns += [position[rows[k][member[rows[k]]]] for k in keep]
-        kept_blocks.append(block)
-    return kept_blocks, columns
 
 
 def _timer() -> Callable[..., dict[str, float]]:
@@ -354,8 +164,8 @@ def scoring_tune(
     nothing unless the proposal is clearly better than the active version on the holdout."""
     if by is not None:
         require(by, Action.SCORING_PROPOSE)
-    _check_options(outcome, holdout, seed, bins)
-    _check_goal(max_rules, mqls_per_month, min_precision)
+    check_options(outcome, holdout, seed, bins)
+    thresholds.check_goal(max_rules, mqls_per_month, min_precision)
     now = now or timezone.now()
     lap = _timer()
     exclude = _exclusions(exclude_attributes)
@@ -368,18 +178,19 @@ def scoring_tune(
     # --- the leads with a known outcome, and the split
     labeled = data.labeled_leads(outcome)
     y = labeled.label.astype(np.int64)
-    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    positives, negatives = labeled.counts()
     yes, no = data.OUTCOME_WORDS[outcome]
-    if positives < MIN_OUTCOMES or negatives < MIN_OUTCOMES:
+    too_few = labeled.too_few(outcome)
+    if too_few:
         raise TuningError(
-            f"Too few outcomes to learn from: {positives} leads {yes} and {negatives} {no}; "
-            f"fine-tuning needs at least {MIN_OUTCOMES} of each. Nothing was created.",
+            f"Too few outcomes to learn from: {too_few}; fine-tuning needs at least "
+            f"{data.MIN_OUTCOMES} of each. Nothing was created.",
             field="outcome",
         )
     train, hold = learn.stratified_split(y, share=holdout, seed=seed)
     active_kinds = set(active.kinds) if active else set()
     with_metadata = bool(active and any(r.metadata for r in active.engagement_rules))
-    touches = data.touchpoints(
+    touches = touchpoints(
         data.labeled_queryset(outcome),
         labeled.ids,
         kinds=set(features.MARKETING_KINDS) | active_kinds,
@@ -405,11 +216,13 @@ def scoring_tune(
     in_train[train] = True
     # the selection learns from a stratified sample when there are very many outcomes, so that
     # its matrix stays small; the proposal is still measured on every holdout lead
-    sample = _learning_sample(y, seed=seed)
-    blocks, columns = _blocks_with_columns(candidates.blocks, table, in_train, min_support, sample)
+    sample = features.learning_sample(y, seed=seed)
+    blocks, columns = features.blocks_with_columns(
+        candidates.blocks, table, in_train, min_support, sample
+    )
 
     kinds = list(features.MARKETING_KINDS)
-    decayed = data.decayed_counts(touches, labeled.cutoff, kinds, half_life_days=half_life)
+    decayed = decayed_counts(touches, labeled.cutoff, kinds, half_life_days=half_life)
     eng_columns, clips = features.engagement_candidates(
         decayed, train, kinds, min_support=min_support
     )
@@ -493,79 +306,39 @@ def scoring_tune(
     # --- the MQL definition and the grades, from the recent leads as the proposal scores them
     since = now - timedelta(days=BACKTEST_DAYS)
     recent = data.recent_leads(outcome, since=since, now=now)
-    recent_table = features.LeadTable(recent.leads)
-    recent_touches = data.touchpoints(
+    recent_touches = touchpoints(
         Lead.objects.filter(created_at__gte=since),
         recent.ids,
         kinds=set(draft.kinds) | active_kinds,
         with_metadata=with_metadata,
     )
-    recent_fit = features.fit_scores(draft, recent_table)
-    recent_peak = evaluate.peak_totals(draft, recent_fit, recent_touches, recent.cutoff)
-    train_fit = features.fit_scores(draft, table)[train]
-    # a negative fit floor is never proposed: 0 lets every lead through on fit
-    fit_floor = max(0, _quantile_floor(train_fit[y[train] == 1], FIT_FLOOR_QUANTILE))
-    monthly = evaluate.leads_per_month(recent.created_at, now=now)
-    if len(recent) >= MIN_POPULATION:
-        population_fit, population_peak = recent_fit, recent_peak
-        population = f"the {len(recent)} leads created in the last {BACKTEST_DAYS} days"
-    else:
-        train_total = train_fit + evaluate.engagement_scores(draft, train, touches, labeled.cutoff)
-        population_fit, population_peak = train_fit, train_total
-        population = f"the {len(train)} training leads"
-    if min_precision is not None:
-        train_total = train_fit + evaluate.engagement_scores(draft, train, touches, labeled.cutoff)
-        mql_total = _precision_total(
-            train_fit, train_total, y[train], fit_floor=fit_floor, precision=min_precision
-        )
-        rate = None
-        goal_rule = (
-            f"the lowest total at which at least {min_precision:.0%} of the training leads that "
-            f"qualify were {yes}"
-        )
-    else:
-        if mqls_per_month is not None:
-            if monthly is None:
-                raise TuningError(
-                    f"No lead arrived in the last {BACKTEST_DAYS} days, so “about "
-                    f"{mqls_per_month} MQLs a month” cannot be turned into a threshold; state "
-                    "the precision you want instead. Nothing was created.",
-                    field="mqls_per_month",
-                )
-            rate = min(1.0, mqls_per_month / monthly)
-            rate_rule = (
-                f"about {mqls_per_month} MQLs a month, of the {monthly:,.0f} leads that arrive "
-                "in a month"
-            )
-        elif len(recent) >= MIN_POPULATION and recent.was_mql.any():
-            rate = float(recent.was_mql.mean())
-            rate_rule = (
-                f"as many MQLs as were made: the share of the {len(recent)} leads created in the "
-                f"last {BACKTEST_DAYS} days that became MQLs"
-            )
-        else:
-            rate = float(y[train].mean())
-            rate_rule = (
-                f"the share of training leads {yes} (no MQL history in the last {BACKTEST_DAYS} "
-                "days to match)"
-            )
-        mql_total = _mql_total(population_fit, population_peak, fit_floor=fit_floor, rate=rate)
-        goal_rule = f"the total that makes {rate_rule} ({rate:.1%}), among {population}"
-    qualifying = (population_fit >= fit_floor) & (population_peak >= mql_total)
-    share = float(qualifying.mean()) if len(qualifying) else 0.0
-    grade_a, grade_b, grade_c = (_quantile_floor(population_fit, q) for q in GRADE_QUANTILES)
-    thresholds = {
-        "mql_total": mql_total,
-        "mql_fit": fit_floor,
-        "grade_a": grade_a,
-        "grade_b": grade_b,
-        "grade_c": grade_c,
-    }
+    recent_fit = features.fit_scores(draft, features.LeadTable(recent.leads))
+    monthly = evaluate.leads_per_month(recent.arrived, days=BACKTEST_DAYS)
+    choice = thresholds.choose(
+        train=thresholds.Train(
+            fit=features.fit_scores(draft, table)[train],
+            totals=lambda: features.fit_scores(draft, table)[train]
+            + evaluate.engagement_scores(draft, train, touches, labeled.cutoff),
+        ),
+        y=y[train],
+        recent=thresholds.Recent(
+            fit=recent_fit,
+            total=evaluate.peak_totals(draft, recent_fit, recent_touches, recent.cutoff),
+            was_mql=recent.was_mql,
+            arrived=recent.arrived,
+            days=BACKTEST_DAYS,
+        ),
+        monthly=monthly,
+        mqls_per_month=mqls_per_month,
+        min_precision=min_precision,
+        yes=yes,
+    )
+    del recent, recent_touches, recent_fit
     spec = _spec(
         half_life=half_life,
         fit_rules=scored_fit_rules,
         engagement=engagement_rules,
-        thresholds=thresholds,
+        thresholds=choice.values,
     )
     proposal = compile_spec(spec, name="Proposal")
     lap("points")
@@ -589,7 +362,7 @@ def scoring_tune(
         seed=seed,
         active_label=active_row.label if active_row else "",
     )
-    out_of_time = _out_of_time(
+    out_of_time = evaluate.out_of_time(
         X,
         y_sample,
         [labeled.cutoff[i] for i in sample],
@@ -650,19 +423,15 @@ def scoring_tune(
             "based_on": active_row.pk if active_row else None,
         },
         "thresholds": {
-            **thresholds,
-            "target_mql_rate": None if rate is None else round(rate, 4),
+            **choice.values,
+            "target_mql_rate": None if choice.rate is None else round(choice.rate, 4),
             "goal": {"mqls_per_month": mqls_per_month, "min_precision": min_precision},
             "leads_per_month": None if monthly is None else round(monthly, 1),
-            "qualifying_share": round(share, 4),
-            "expected_mqls_per_month": None if monthly is None else round(share * monthly, 1),
-            "rules": {
-                "mql_fit": f"fit score below which only {FIT_FLOOR_QUANTILE:.0%} of the "
-                f"training leads {yes} fell (never below 0)",
-                "mql_total": f"{goal_rule}, with the fit floor",
-                "grades": "A from the 75th percentile of fit, B from the median, C from the "
-                f"25th, among {population}",
-            },
+            "qualifying_share": round(choice.share, 4),
+            "expected_mqls_per_month": (
+                None if monthly is None else round(choice.share * monthly, 1)
+            ),
+            "rules": choice.rules,
         },
         "proposal": proposal_report,
         "active": active_report,
@@ -676,9 +445,9 @@ def scoring_tune(
         + (f" (active {active_row.label}: {active_auc:.3f})" if active_auc is not None else "")
         + f"; {len(spec['fit_rules'])} fit rules"
         + (
-            f"; about {share * monthly:,.0f} MQLs a month"
+            f"; about {choice.share * monthly:,.0f} MQLs a month"
             if monthly is not None
-            else f"; {share:.1%} of the leads would qualify"
+            else f"; {choice.share:.1%} of the leads would qualify"
         )
         + (
             f", precision {proposal_report['mql']['precision']:.0%} on the holdout."
@@ -749,70 +518,3 @@ def scoring_tune(
         f"Proposed {model.label}: {summary} Both managers must approve it before it is used."
     )
     return result
-
-
-def scoring_tune_recorded(**options) -> TuningResult:
-    """scoring_tune, with its state kept for the tuning page; one run at a time."""
-    by = options.get("by")
-    who = str(by) if by else options.get("system", TUNING_SYSTEM)
-    if not tuning_lock():
-        raise TuningError("Another tuning run is in progress; try again when it has finished.")
-    try:
-        tuning_status_record(state="running", message="Learning from outcomes.", by=who)
-        try:
-            result = scoring_tune(**options)
-        except DomainError as error:
-            tuning_status_record(state="failed", message=error.message, by=who)
-            raise
-        except Exception as error:
-            tuning_status_record(
-                state="failed",
-                message=f"The run stopped on an unexpected error ({error.__class__.__name__}).",
-                by=who,
-            )
-            raise
-        tuning_status_record(
-            state=result.status,
-            message=result.message,
-            by=who,
-            model_id=result.model.pk if result.model else None,
-            summary=result.report.get("summary", ""),
-        )
-        return result
-    finally:
-        tuning_unlock()
-
-
-def scoring_tune_queue(
-    *,
-    by: User,
-    outcome: str = data.OUTCOME_WON,
-    holdout: float = DEFAULT_HOLDOUT,
-    seed: int = DEFAULT_SEED,
-    exclude_attributes: Iterable[str] = (),
-    include_attributes: Iterable[str] = (),
-    max_rules: int = DEFAULT_MAX_RULES,
-    mqls_per_month: int | None = None,
-    min_precision: float | None = None,
-) -> dict[str, Any]:
-    """Check a person's tuning request and mark it queued on the tuning page; returns the keyword
-    arguments for the `leads.scoring_tune` task, which the caller queues."""
-    require(by, Action.SCORING_PROPOSE)
-    exclude = sorted({name.strip() for name in exclude_attributes if name and name.strip()})
-    include = sorted({name.strip() for name in include_attributes if name and name.strip()})
-    _check_options(outcome, holdout, seed, DEFAULT_BINS)
-    _check_goal(max_rules, mqls_per_month, min_precision)
-    options = {
-        "outcome": outcome,
-        "holdout": holdout,
-        "seed": seed,
-        "exclude_attributes": exclude,
-        "include_attributes": include,
-        "max_rules": max_rules,
-        "mqls_per_month": mqls_per_month,
-        "min_precision": min_precision,
-    }
-    tuning_status_record(
-        state="queued", message="Waiting for a worker.", by=str(by), options=options
-    )
-    return {**options, "user_id": by.pk}
