@@ -5,12 +5,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from alignment.signoff import Approval, SignedVersion, VersionAction, VersionEvent, VersionStatus
 
-class ModelStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    PROPOSED = "proposed", "Proposed"
-    ACTIVE = "active", "Active"
-    RETIRED = "retired", "Retired"
+# the life cycle and the history of a version are the sign-off's (alignment.signoff)
+ModelStatus = VersionStatus
+ModelAction = VersionAction
 
 
 class ModelOrigin(models.TextChoices):
@@ -19,21 +18,14 @@ class ModelOrigin(models.TextChoices):
     TUNING = "tuning", "Fine-tuned on outcomes"
 
 
-class ScoringModel(models.Model):
+class ScoringModel(SignedVersion):
     """One version of the shared scoring model. Editable only as a draft; once proposed it is
     frozen, so that what the two managers approve is exactly what becomes active."""
 
-    name = models.CharField(max_length=200)
-    status = models.CharField(
-        max_length=16, choices=ModelStatus.choices, default=ModelStatus.DRAFT, db_index=True
-    )
     origin = models.CharField(
         max_length=16, choices=ModelOrigin.choices, default=ModelOrigin.MANUAL
     )
     description = models.TextField(blank=True)
-    based_on = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
 
     # see leads.scoring.rules for the shape of each rule
     fit_rules = models.JSONField(default=list, blank=True)
@@ -49,23 +41,8 @@ class ScoringModel(models.Model):
     grade_b = models.IntegerField(default=40)
     grade_c = models.IntegerField(default=20)
 
-    # the computed difference against the version that was active when this one was proposed
-    # (refreshed at activation against the version it replaced)
-    diff_base = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    diff = models.JSONField(default=dict, blank=True)
     # free report attached by whoever produced the version (fine-tuning: AUC, lift, backtest)
     report = models.JSONField(default=dict, blank=True)
-
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
-    proposed_at = models.DateTimeField(null=True, blank=True)
-    activated_at = models.DateTimeField(null=True, blank=True)
-    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -93,15 +70,10 @@ class ScoringModel(models.Model):
         return f"v{self.pk}"
 
 
-class ScoringApproval(models.Model):
+class ScoringApproval(Approval):
     """One manager's approval of a proposed version: one per side, one per person."""
 
     model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="approvals")
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    # the approver's role when they approved (marketing_manager or sales_manager)
-    role = models.CharField(max_length=32)
-    note = models.TextField(blank=True)
-    at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["at", "id"]
@@ -118,34 +90,13 @@ class ScoringApproval(models.Model):
         return f"{self.by} approved v{self.model_id} as {self.role}"
 
 
-class ModelAction(models.TextChoices):
-    CREATED = "created", "Created"
-    EDITED = "edited", "Edited"
-    PROPOSED = "proposed", "Proposed"
-    WITHDRAWN = "withdrawn", "Withdrawn"
-    SENT_BACK = "sent_back", "Sent back"
-    APPROVED = "approved", "Approved"
-    ACTIVATED = "activated", "Activated"
-    RETIRED = "retired", "Retired"
-    DISCARDED = "discarded", "Discarded"
-
-
-class ScoringModelEvent(models.Model):
+class ScoringModelEvent(VersionEvent):
     """Append-only audit of who did what to which version."""
 
     model = models.ForeignKey(
         ScoringModel, null=True, on_delete=models.SET_NULL, related_name="events"
     )
     model_label = models.CharField(max_length=250)
-    action = models.CharField(max_length=16, choices=ModelAction.choices)
-    by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    by_role = models.CharField(max_length=32, blank=True)
-    by_system = models.CharField(max_length=50, blank=True)
-    note = models.TextField(blank=True)
-    details = models.JSONField(default=dict, blank=True)
-    at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["at", "id"]
