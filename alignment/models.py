@@ -68,3 +68,67 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {timezone.localtime(self.beat_at):%Y-%m-%d %H:%M:%S %Z}"
+
+
+class EmailStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    # no email was due: asked for none, no address, or the person is inactive
+    SKIPPED = "skipped", "Not sent (none due)"
+    # given up: refused by the mail server, or still failing after a day
+    FAILED = "failed", "Failed"
+
+
+class Notification(models.Model):
+    """One message to one person (the bell, the page, and its email), at most once per key."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    # what it is about, a short dotted slug: sla.warned, sla.breached, sla.reassigned, ...
+    kind = models.CharField(max_length=64)
+    # the dedupe key, e.g. "sla.breached:clock:123:user:45": the same key never notifies twice
+    key = models.CharField(max_length=200)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    # a relative link to the thing it is about (the lead, the clock)
+    url = models.CharField(max_length=500, blank=True)
+    lead = models.ForeignKey(
+        "leads.Lead",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # the email after commit (alignment.notifications): a sender claims the row, sends, marks it
+    email_status = models.CharField(
+        max_length=16, choices=EmailStatus.choices, default=EmailStatus.PENDING
+    )
+    email_claimed_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    email_attempts = models.PositiveSmallIntegerField(default=0)
+    email_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # what makes "exactly once" hold when two workers notify at the same moment
+            models.UniqueConstraint(fields=["user", "key"], name="notification_once_per_user_key")
+        ]
+        indexes = [
+            # the bell: a person's unread count on every page
+            models.Index(fields=["user", "read_at"], name="notification_bell"),
+            # the page: a person's newest first
+            models.Index(fields=["user", "-created_at"], name="notification_page"),
+            # the sender's pass every minute reads only the few still due
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(email_status="pending"),
+                name="notification_email_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} → {self.user_id}"

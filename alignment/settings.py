@@ -74,6 +74,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # the bell's unread count in the header (one COUNT, only where the bell is shown)
+                "alignment.context_processors.notifications",
             ],
             # the app's one date/time format (local_datetime, company_datetime), in every template
             "builtins": ["alignment.templatetags.datetimes"],
@@ -178,6 +180,13 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-dispatch": {
         "task": "leads.outbox_dispatch",
         "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # sends the notification emails still due: the kick after each commit that notifies does it
+    # at once, this retries failed sends and those whose kick or worker was lost
+    "notifications-send": {
+        "task": "alignment.notifications_send",
+        "schedule": crontab(minute="*"),
         "options": {"expires": 55},
     },
     # dispatched outbox entries older than a week are deleted (the events themselves stay)

@@ -3,6 +3,9 @@ from django.utils import timezone
 
 from alignment.models import WorkerHeartbeat
 
+# defined beside notify(), which queues it after commit; imported here for autodiscovery
+from alignment.notifications import notifications_send_task  # noqa: F401  (notifications_send)
+
 
 @shared_task(ignore_result=True)
 def worker_heartbeat(name: str = "worker") -> None:

@@ -12,6 +12,11 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("leads/", include("leads.urls")),
+    path("notifications/", views.notifications_page, name="notifications"),
+    path("notifications/<int:pk>/open/", views.notification_open, name="notification_open"),
+    path(
+        "notifications/read-all/", views.notifications_read_all_view, name="notifications_read_all"
+    ),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
