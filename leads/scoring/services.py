@@ -38,7 +38,8 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from alignment.models import Role, User
+from alignment import signoff
+from alignment.models import User
 from alignment.permissions import Action, require
 from leads.conditions import SqlParams
 from leads.events import event_record
@@ -89,16 +90,8 @@ DEFAULT_BATCH_SIZE = 5000
 # a running rescore whose heartbeat is older than this was lost (worker died): it may be resumed
 RUN_STALE_AFTER = timedelta(minutes=10)
 
-MODEL_MOVES: dict[str, tuple[str, ...]] = {
-    ModelStatus.DRAFT: (ModelStatus.PROPOSED,),
-    ModelStatus.PROPOSED: (ModelStatus.DRAFT, ModelStatus.ACTIVE),
-    ModelStatus.ACTIVE: (ModelStatus.RETIRED,),
-    ModelStatus.RETIRED: (),
-}
-APPROVING_SIDES = {
-    Role.MARKETING_MANAGER: "marketing",
-    Role.SALES_MANAGER: "sales",
-}
+MODEL_MOVES = signoff.MOVES
+APPROVING_SIDES = signoff.APPROVING_SIDES
 
 
 # The hot path (every touchpoint) locks the lead and reads what the pipeline and the score need
@@ -401,28 +394,16 @@ def score_snapshot_mql(*, lead: Lead, at: datetime) -> ScoreSnapshot | None:
 
 
 # --- versions and sign-off ------------------------------------------------------------------------
+# The life cycle, the approvals and the history are alignment.signoff's; scoring adds its spec
+# (validated at creation, edit and proposal), the diff of rules, and the rescore on activation.
 
 
 def _label(status: str) -> str:
-    return ModelStatus(status).label
+    return signoff.status_label(status)
 
 
 def _check_actor(by: User | None, system: str, action: Action) -> None:
-    if by is not None:
-        require(by, action)
-    elif not system:
-        raise ScoringError("A change to the scoring model needs a person or a named system.")
-
-
-def _check_move(model: ScoringModel, to: str) -> None:
-    allowed = MODEL_MOVES[model.status]
-    if to not in allowed:
-        allowed_text = ", ".join(_label(s) for s in allowed) or "none"
-        raise ScoringError(
-            f"{model} is {_label(model.status)}; it cannot become {_label(to)}. "
-            f"Allowed from {_label(model.status)}: {allowed_text}.",
-            field="status",
-        )
+    signoff.check_actor(SIGNOFF, by, system, action)
 
 
 def _event(
@@ -435,16 +416,8 @@ def _event(
     details: dict | None = None,
     at: datetime | None = None,
 ) -> ScoringModelEvent:
-    return ScoringModelEvent.objects.create(
-        model=model,
-        model_label=str(model)[:250],
-        action=action,
-        by=by,
-        by_role=by.effective_role if by else "",
-        by_system=system if by is None else "",
-        note=note.strip(),
-        details=details or {},
-        at=at or timezone.now(),
+    return signoff.record(
+        SIGNOFF, model, action, by=by, system=system, note=note, details=details, at=at
     )
 
 
@@ -536,17 +509,7 @@ def scoring_model_update(
 ) -> ScoringModel:
     """Edit a draft. Proposed, active and retired versions are frozen."""
     require(by, Action.SCORING_PROPOSE)
-    locked = ScoringModel.objects.select_for_update().get(pk=model.pk)
-    if locked.status != ModelStatus.DRAFT:
-        raise ScoringError(
-            f"{locked} is {_label(locked.status)} and cannot be edited; "
-            + (
-                "withdraw it to a draft first."
-                if locked.status == ModelStatus.PROPOSED
-                else "copy it to a new draft instead."
-            ),
-            field="status",
-        )
+    locked = signoff.lock_draft(SIGNOFF, model)
     if spec is not None:
         _apply_spec(locked, _clean_spec(spec))
     if name is not None:
@@ -573,137 +536,19 @@ def scoring_model_discard(*, model: ScoringModel, by: User) -> None:
     locked.delete()
 
 
-@transaction.atomic
-def scoring_model_propose(
-    *, model: ScoringModel, by: User | None = None, system: str = "", note: str = ""
-) -> ScoringModel:
-    """Submit a draft for sign-off; it is frozen from now on and its diff against the active
-    version is kept."""
-    _check_actor(by, system, Action.SCORING_PROPOSE)
-    locked = ScoringModel.objects.select_for_update().get(pk=model.pk)
-    _check_move(locked, ModelStatus.PROPOSED)
-    spec = _clean_spec(spec_of(locked))
-    active = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).first()
-    diff = spec_diff(spec_of(active) if active else None, spec)
-    if active and diff["summary"] == "no changes":
-        raise ScoringError(
-            f"{locked} is the same as the active version {active}; nothing to propose."
-        )
-    now = timezone.now()
-    locked.status = ModelStatus.PROPOSED
-    locked.proposed_at = now
-    locked.diff_base = active
-    locked.diff = diff
-    locked.updated_at = now
-    locked.save()
-    _event(
-        locked,
-        ModelAction.PROPOSED,
-        by=by,
-        system=system,
-        note=note,
-        details={"diff_summary": diff["summary"]},
-        at=now,
-    )
-    model.__dict__.update(locked.__dict__)
-    return model
+def _propose_diff(active: ScoringModel | None, model: ScoringModel) -> dict:
+    """The rules of a proposal (validated once more: a campaign may be gone) against the active."""
+    return spec_diff(spec_of(active) if active else None, _clean_spec(spec_of(model)))
 
 
-def _back_to_draft(*, model: ScoringModel, by: User, action: str, note: str) -> ScoringModel:
-    locked = ScoringModel.objects.select_for_update().get(pk=model.pk)
-    _check_move(locked, ModelStatus.DRAFT)
-    dropped = [f"{a.by} ({a.role})" for a in locked.approvals.select_related("by")]
-    locked.approvals.all().delete()
-    locked.status = ModelStatus.DRAFT
-    locked.proposed_at = None
-    locked.updated_at = timezone.now()
-    locked.save()
-    _event(locked, action, by=by, note=note, details={"approvals_dropped": dropped})
-    model.__dict__.update(locked.__dict__)
-    return model
+def _activation_diff(previous: ScoringModel | None, model: ScoringModel) -> dict:
+    return spec_diff(spec_of(previous) if previous else None, spec_of(model))
 
 
-@transaction.atomic
-def scoring_model_withdraw(*, model: ScoringModel, by: User, note: str = "") -> ScoringModel:
-    """Marketing takes a proposal back to draft to change it; approvals given so far are dropped."""
-    require(by, Action.SCORING_PROPOSE)
-    return _back_to_draft(model=model, by=by, action=ModelAction.WITHDRAWN, note=note)
-
-
-@transaction.atomic
-def scoring_model_send_back(*, model: ScoringModel, by: User, note: str) -> ScoringModel:
-    """A manager declines a proposal, with the reason; it returns to draft."""
-    require(by, Action.SCORING_APPROVE)
-    if not note.strip():
-        raise ScoringError("Say why the proposal is sent back.", field="note")
-    return _back_to_draft(model=model, by=by, action=ModelAction.SENT_BACK, note=note)
-
-
-@transaction.atomic
-def scoring_model_approve(
-    *, model: ScoringModel, by: User, note: str = "", read_at: datetime | None = None
-) -> ScoringModel:
-    """One manager's approval. With both sides approved, the version becomes active: the previous
-    one is retired and a full rescore is queued (after commit). `read_at`: the version's
-    `updated_at` when the manager read what changes; a version withdrawn, edited or proposed
-    again since then is refused, so nobody approves rules they have not read."""
-    require(by, Action.SCORING_APPROVE)
-    # the lock makes two managers approving at the same moment activate exactly once
-    locked = ScoringModel.objects.select_for_update().get(pk=model.pk)
-    if locked.status != ModelStatus.PROPOSED:
-        raise ScoringError(
-            f"{locked} is {_label(locked.status)}; only a proposed version can be approved.",
-            field="status",
-        )
-    if read_at is not None and locked.updated_at != read_at:
-        raise ScoringError(
-            f"{locked} changed after you opened it (it was withdrawn, edited or proposed again); "
-            "nothing was approved. Read what changes again, then approve."
-        )
-    approvals = list(locked.approvals.select_related("by"))
-    if any(a.by_id == by.pk for a in approvals):
-        raise ScoringError(f"You have already approved {locked}; the other side must approve it.")
-    role = by.effective_role
-    same_side = next((a for a in approvals if a.role == role), None)
-    if same_side is not None:
-        other = Role.SALES_MANAGER if role == Role.MARKETING_MANAGER else Role.MARKETING_MANAGER
-        raise ScoringError(
-            f"{same_side.by} has already approved {locked} for {APPROVING_SIDES[role]}; "
-            f"it now needs a {Role(other).label.lower()}."
-        )
-    now = timezone.now()
-    ScoringApproval.objects.create(model=locked, by=by, role=role, note=note.strip(), at=now)
-    _event(locked, ModelAction.APPROVED, by=by, note=note, at=now)
-    if {a.role for a in approvals} | {role} >= set(APPROVING_SIDES):
-        _activate(locked, by=by, now=now)
-    model.__dict__.update(locked.__dict__)
-    return model
-
-
-def _activate(model: ScoringModel, *, by: User, now: datetime) -> ScoringRun:
-    previous = ScoringModel.objects.select_for_update().filter(status=ModelStatus.ACTIVE).first()
-    if previous is not None:
-        _check_move(previous, ModelStatus.RETIRED)
-        previous.status = ModelStatus.RETIRED
-        previous.retired_at = now
-        previous.updated_at = now
-        previous.save()
-        _event(previous, ModelAction.RETIRED, by=by, details={"replaced_by": model.pk}, at=now)
-    _check_move(model, ModelStatus.ACTIVE)
-    model.status = ModelStatus.ACTIVE
-    model.activated_at = now
-    model.updated_at = now
-    model.diff_base = previous
-    model.diff = spec_diff(spec_of(previous) if previous else None, spec_of(model))
-    model.save()
+def _on_activate(
+    model: ScoringModel, previous: ScoringModel | None, by: User | None, now: datetime
+) -> dict:
     run = scoring_run_create(model=model, kind=RunKind.ACTIVATION, by=by)
-    _event(
-        model,
-        ModelAction.ACTIVATED,
-        by=by,
-        details={"replaced": previous.pk if previous else None, "rescore_run": run.pk},
-        at=now,
-    )
     # the outbox starts the rescore after commit (leads.scoring.tasks.activation_reaction)
     event_record(
         type=EventType.SCORING_ACTIVATED,
@@ -717,7 +562,54 @@ def _activate(model: ScoringModel, *, by: User, now: datetime) -> ScoringRun:
             "rescore_run_id": run.pk,
         },
     )
-    return run
+    return {"rescore_run": run.pk}
+
+
+SIGNOFF = signoff.SignOff(
+    version_model=ScoringModel,
+    approval_model=ScoringApproval,
+    event_model=ScoringModelEvent,
+    key="model",
+    error=ScoringError,
+    edit_action=Action.SCORING_PROPOSE,
+    approve_action=Action.SCORING_APPROVE,
+    subject="the scoring model",
+    diff=_propose_diff,
+    activation_diff=_activation_diff,
+    on_activate=_on_activate,
+)
+
+
+@transaction.atomic
+def scoring_model_propose(
+    *, model: ScoringModel, by: User | None = None, system: str = "", note: str = ""
+) -> ScoringModel:
+    """Submit a draft for sign-off; it is frozen from now on and its diff against the active
+    version is kept."""
+    return signoff.propose(SIGNOFF, version=model, by=by, system=system, note=note)
+
+
+@transaction.atomic
+def scoring_model_withdraw(*, model: ScoringModel, by: User, note: str = "") -> ScoringModel:
+    """Marketing takes a proposal back to draft to change it; approvals given so far are dropped."""
+    return signoff.withdraw(SIGNOFF, version=model, by=by, note=note)
+
+
+@transaction.atomic
+def scoring_model_send_back(*, model: ScoringModel, by: User, note: str) -> ScoringModel:
+    """A manager declines a proposal, with the reason; it returns to draft."""
+    return signoff.send_back(SIGNOFF, version=model, by=by, note=note)
+
+
+@transaction.atomic
+def scoring_model_approve(
+    *, model: ScoringModel, by: User, note: str = "", read_at: datetime | None = None
+) -> ScoringModel:
+    """One manager's approval. With both sides approved, the version becomes active: the previous
+    one is retired and a full rescore is queued (after commit). `read_at`: the version's
+    `updated_at` when the manager read what changes; a version withdrawn, edited or proposed
+    again since then is refused, so nobody approves rules they have not read."""
+    return signoff.approve(SIGNOFF, version=model, by=by, note=note, read_at=read_at)
 
 
 # --- full rescore ---------------------------------------------------------------------------------
