@@ -367,3 +367,15 @@ def activate(
         details |= so.on_activate(version, previous, by, now)
     record(so, version, VersionAction.ACTIVATED, by=by, system=system, details=details, at=now)
     return version
+
+
+def approval_state(version: SignedVersion, by: User) -> dict:
+    """For the confirmation a manager reads before approving: the approvals so far, whether
+    `by`'s approval would put the version in force, and which side it would still wait for."""
+    approvals = list(version.approvals.select_related("by"))
+    sides = {a.role for a in approvals} | {by.effective_role}
+    return {
+        "approvals": approvals,
+        "activates": sides >= set(APPROVING_SIDES),
+        "waiting_for": [Role(role).label.lower() for role in APPROVING_SIDES if role not in sides],
+    }
