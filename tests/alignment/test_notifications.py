@@ -25,6 +25,7 @@ from alignment.notifications import (
     notifications_unread_count,
     notify,
 )
+from tests.conftest import wait_for
 from tests.factories import LeadFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -282,6 +283,20 @@ def test_no_email_without_an_address_when_inactive_or_not_asked_for(smtp_server,
 def test_the_task_sends_what_is_due(smtp_server, rep):
     breach(rep)
     notifications_module.notifications_send_task.delay()  # eager in tests
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_sends_the_email_once_after_commit(smtp_server, celery_worker_process):
+    user = UserFactory(username="paged")
+    with transaction.atomic():
+        breach(user)
+        breach(user)  # the same key: no second row, no second email
+    wait_for(lambda: len(smtp_server.messages) == 1, timeout=60)
+    wait_for(lambda: Notification.objects.get().email_status == EmailStatus.SENT, timeout=30)
+    # the beat job's pass afterwards finds nothing to do
+    assert notifications_send_pending()["sent"] == 0
     assert len(smtp_server.messages) == 1
 
 
