@@ -119,7 +119,7 @@ def agreement_words(agreement: Agreement, name: str) -> str:
         case "on_reassign":
             return agreement.get_on_reassign_display().lower()
         case "report_recipients":
-            return ", ".join(value) if value else "nobody besides the managers"
+            return ", ".join(value) if value else "no other addresses"
         case "review_date":
             return value.isoformat() if isinstance(value, date) else "not set"
         case "notes":

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db import migrations
 from django.utils import timezone
 
-INSTALLED_NAME = "Installed default agreement"
+INSTALLED_NAME = "Alignment agreement"
 INSTALLED_NOTE = "installed default"
 
 INSTALLED_CALENDAR = {

@@ -2,11 +2,13 @@
 scoring uses, alignment.signoff). SQLite and PostgreSQL."""
 
 import importlib
+import io
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.apps import apps
+from django.core.management import call_command
 from django.utils import timezone
 
 from alignment.lib.errors import PermissionDenied
@@ -304,3 +306,10 @@ def test_history_lists_every_version_with_its_approvals(marketing_manager, sales
     history = list(agreement_history())
     assert [(a.version, a.status) for a in history] == [(2, "active"), (1, "retired")]
     assert [a.by for a in history[0].approvals.all()] == [marketing_manager, sales_manager]
+
+
+def test_the_demo_ends_with_an_agreement_in_force():
+    call_command("seed_demo", leads=20, seed=1, stdout=io.StringIO(), verbosity=0)
+    active = agreement_active()
+    assert active is not None
+    assert active.scoring_model == ScoringModel.objects.get(status="active")
