@@ -95,7 +95,7 @@ def _version_context(request, version: Agreement, form: DecisionForm | None = No
         "changes": changes,
         "diff_base": base,
         "approvals": approvals,
-        "events": selectors.agreement_events(agreement=version).order_by("-at", "-id")[:30],
+        "events": _events(version),
         "form": form or DecisionForm(),
         "can_draft": manager,
         "can_edit": manager and version.status == VersionStatus.DRAFT,
@@ -103,6 +103,14 @@ def _version_context(request, version: Agreement, form: DecisionForm | None = No
         "can_withdraw": manager and proposed,
         "can_decide": manager and proposed and not any(a.by_id == user.pk for a in approvals),
     }
+
+
+def _events(version: Agreement) -> list:
+    events = list(selectors.agreement_events(agreement=version).order_by("-at", "-id")[:30])
+    for event in events:
+        changed = (event.details or {}).get("changed") or []
+        event.changed_labels = [selectors.FIELD_LABELS.get(n, n).lower() for n in changed]
+    return events
 
 
 @team_member_required

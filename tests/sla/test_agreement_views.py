@@ -105,6 +105,14 @@ def test_a_passed_review_date_is_a_warning(client, rep):
     assert 'id="review-passed"' in text and "has passed" in text
 
 
+def test_a_future_review_date_is_shown(client, rep):
+    day = timezone.localdate() + timedelta(days=30)
+    Agreement.objects.update(review_date=day)
+    text = page(client, rep, reverse("sla:agreement"))
+    assert f"Next review on <strong>{day.isoformat()}</strong>" in text
+    assert "has passed" not in text
+
+
 def test_times_are_shown_in_the_viewers_zone(client, marketing_manager, sales_manager):
     proposal = proposed(marketing_manager)
     agreements.agreement_approve(agreement=proposal, by=marketing_manager)

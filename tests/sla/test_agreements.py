@@ -282,7 +282,12 @@ def test_withdrawing_or_sending_back_drops_the_approvals(marketing_manager, sale
     assert event.details["approvals_dropped"] == [f"{marketing_manager} (marketing_manager)"]
 
 
-def test_a_proposal_identical_to_the_agreement_in_force_is_refused(marketing_manager):
+def test_a_proposal_identical_to_the_agreement_in_force_is_refused(
+    marketing_manager, sales_manager
+):
+    signed = proposal(marketing_manager)
+    agreements.agreement_approve(agreement=signed, by=marketing_manager)
+    agreements.agreement_approve(agreement=signed, by=sales_manager)
     draft = agreements.agreement_create_draft(by=marketing_manager)
     with pytest.raises(AgreementError, match="nothing to propose"):
         agreements.agreement_propose(agreement=draft, by=marketing_manager)
