@@ -6,29 +6,13 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Q
 
+from alignment.lib.business_time import DEFAULT_CALENDAR
 from alignment.signoff import Approval, SignedVersion, VersionEvent
-
-# the shape alignment.lib.business_time.Calendar.from_json reads; Mon-Fri 09:00-17:00 in Berlin
-_INSTALLED_CALENDAR = {
-    "timezone": "Europe/Berlin",
-    "hours": {
-        "mon": [["09:00", "17:00"]],
-        "tue": [["09:00", "17:00"]],
-        "wed": [["09:00", "17:00"]],
-        "thu": [["09:00", "17:00"]],
-        "fri": [["09:00", "17:00"]],
-        "sat": [],
-        "sun": [],
-    },
-    "country": "DE",
-    "subdivision": "",
-    "closed_days": [],
-}
 
 
 def default_calendar() -> dict:
     """A new agreement's business calendar (a fresh copy: JSON defaults must not be shared)."""
-    return copy.deepcopy(_INSTALLED_CALENDAR)
+    return copy.deepcopy(DEFAULT_CALENDAR)
 
 
 class CommitmentPeriod(models.TextChoices):
