@@ -6,7 +6,8 @@ The rules, in the order a reader meets them:
   the clocks in Berlin show, in winter and in summer. Everything going in must be aware; everything
   coming out is UTC.
 - A public holiday of the country (and subdivision, from the `holidays` package) or a company day off
-  closes the whole local date.
+  closes the whole local date. Holiday names are the package's English ones, whatever the server's
+  locale.
 - On a day the clocks change a shift holds what the wall clock gives it: a Sunday shift 00:00–05:00
   in America/New_York holds 4 hours on the spring-forward night and 6 on the fall-back night.
 - A shift boundary the clock skips (02:30 on a spring-forward night) is the moment the clock jumps
@@ -43,6 +44,7 @@ COMPANY_DAY_OFF = "Company day off"
 
 Shift = tuple[time, time]
 
+# shared: copy it before changing it (a model field's default must be a callable returning a copy)
 DEFAULT_CALENDAR: dict = {
     "timezone": "Europe/Berlin",
     "hours": {day: [] if day in ("sat", "sun") else [["09:00", "17:00"]] for day in WEEKDAYS},
@@ -369,5 +371,9 @@ def _check_region(country: str, subdivision: str) -> None:
 
 @functools.lru_cache(maxsize=256)
 def _public_holidays(country: str, subdivision: str, year: int) -> dict[date, str]:
-    found = holidays.country_holidays(country, subdiv=subdivision or None, years=year)
+    # en_US (which every translated country has) rather than the server's locale, so a holiday
+    # reads the same in every email and test
+    found = holidays.country_holidays(
+        country, subdiv=subdivision or None, years=year, language="en_US"
+    )
     return dict(found.items())
