@@ -189,6 +189,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*"),
         "options": {"expires": 55},
     },
+    # SLA clocks past their warning point or due time are marked, notified once and escalated
+    "sla-flag-breaches": {
+        "task": "sla.flag_breaches",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 55},
+    },
     # dispatched outbox entries older than a week are deleted (the events themselves stay)
     "outbox-prune": {
         "task": "leads.outbox_prune",
@@ -231,6 +237,12 @@ OUTBOX_REACTIONS: dict[str, list[str]] = {
     "lead.won": ["leads.announcements.won_reaction"],
     # a newly active scoring model rescores every lead (and qualifies those that now cross)
     "scoring.activated": ["leads.scoring.tasks.activation_reaction"],
+    # SLA clocks start when an MQL is assigned, end on the owner's first touch, a decision, a
+    # recycle or a merge (only sales touches: marketing ones never end a clock)
+    "lead.assigned": ["sla.clocks.services.clock_reaction"],
+    "lead.stage_changed": ["sla.clocks.services.clock_reaction"],
+    "lead.merged": ["sla.clocks.services.clock_reaction"],
+    "touchpoint.recorded[sales]": ["sla.clocks.services.clock_reaction"],
 }
 HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 180)
 # /health/ reports "degraded" when an undispatched outbox entry is older than this

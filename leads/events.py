@@ -75,8 +75,17 @@ def json_value(value: Any) -> Any:
     return _encoder.default(value)
 
 
-def reactions_for(event_type: str) -> tuple[str, ...]:
-    return tuple(settings.OUTBOX_REACTIONS.get(event_type, ()))
+def reactions_for(event_type: str, payload: dict | None = None) -> tuple[str, ...]:
+    """The reactions settings name for an event: those of its type, and those of `type[flag]`
+    when the payload's `flag` is true ("touchpoint.recorded[sales]": only sales touches, so that
+    ten million marketing touches queue nothing for a reaction that ignores them)."""
+    reactions = settings.OUTBOX_REACTIONS
+    names = list(reactions.get(event_type, ()))
+    for key, flagged in reactions.items():
+        flag = key[len(event_type) + 1 : -1]
+        if key.startswith(event_type + "[") and key.endswith("]") and (payload or {}).get(flag):
+            names += flagged
+    return tuple(names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +116,7 @@ def _outbox_entries(events: Iterable[LeadEvent], *, now: datetime) -> list[Outbo
             available_at=now,
         )
         for event in events
-        for name in reactions_for(event.type)
+        for name in reactions_for(event.type, event.payload)
     ]
 
 
@@ -147,7 +156,7 @@ def event_record(
         system=system,
         payload=json_value(payload or {}),
     )
-    reactions = reactions_for(type)
+    reactions = reactions_for(type, event.payload)
     if connection.vendor == "postgresql":
         row = [
             event.lead_id,

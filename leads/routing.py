@@ -37,6 +37,7 @@ Decisions worth knowing:
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +65,7 @@ from leads.models import (
     EventType,
     Lead,
     PoolMember,
+    Stage,
 )
 
 logger = logging.getLogger(__name__)
@@ -181,7 +183,13 @@ def _next_member(*, rule: AssignmentRule, candidates: list[PoolMember]) -> PoolM
 
 
 @transaction.atomic
-def lead_route(*, lead: Lead, now: datetime | None = None) -> Assignment | None:
+def lead_route(
+    *,
+    lead: Lead,
+    now: datetime | None = None,
+    exclude_rep_ids: Iterable[int] = (),
+    note: str = "",
+) -> Assignment | None:
     """Assign an MQL to a rep by the first applicable rule that has an eligible rep.
 
     Sets lead.owner and lead.assigned_at (saving only those fields) and records an Assignment with
@@ -211,6 +219,7 @@ def lead_route(*, lead: Lead, now: datetime | None = None) -> Assignment | None:
             rep__available=True,
             rep__role__in=SALES_ROLES,
         )
+        .exclude(rep_id__in=list(exclude_rep_ids))
         .order_by("id")
     )
     open_leads = rep_open_leads(rep_ids=sorted({m.rep_id for m in members}), exclude=lead)
@@ -244,10 +253,22 @@ def lead_route(*, lead: Lead, now: datetime | None = None) -> Assignment | None:
         rule=rule,
         rule_name=rule.name,
         by_system=ROUTING_SYSTEM,
+        note=note,
         at=now,
     )
     _assigned_event(assignment)
     return assignment
+
+
+@transaction.atomic
+def lead_reroute(*, lead_id: int, system: str, note: str = "") -> Assignment | None:
+    """Give an MQL to the next eligible rep by the rules, other than its owner (an SLA escalation).
+    None, and nothing written, when the lead is no longer an MQL or nobody else is eligible."""
+    lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
+    if lead is None or lead.stage != Stage.MQL:
+        return None
+    exclude = [lead.owner_id] if lead.owner_id is not None else []
+    return lead_route(lead=lead, exclude_rep_ids=exclude, note=note)
 
 
 def _assigned_event(assignment: Assignment) -> None:

@@ -133,3 +133,7 @@ class AgreementEvent(VersionEvent):
 
     def __str__(self) -> str:
         return f"{self.agreement_label}: {self.action}"
+
+
+# the SLA clocks live in their own package; imported here so that Django registers them
+from sla.clocks.models import ClockKind, ClockStatus, SlaClock  # noqa: E402, F401

@@ -30,6 +30,7 @@ def _test_settings(settings, tmp_path):
 MIGRATION_DATA = [
     ("leads.migrations.0002_default_reasons", "add_reasons", "leads.Reason"),
     ("leads.migrations.0004_default_scoring_model", "add_default_model", "leads.ScoringModel"),
+    ("sla.migrations.0002_installed_agreement", "add_installed_agreement", "sla.Agreement"),
 ]
 
 

@@ -447,8 +447,8 @@ def test_a_click_that_ran_shows_its_result_and_the_runs_before_it(
     )
     history = html.split('id="tuning-runs"')[1]
     assert "Identical to the active version." in history and "Too few outcomes" not in history
-    # session, user, the tuned versions, and the runs with their versions
-    with django_assert_num_queries(4):
+    # session, user, the bell's unread count, the tuned versions, and the runs with their versions
+    with django_assert_num_queries(5):
         client.get(reverse("leads:tuning"))
 
 

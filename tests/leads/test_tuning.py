@@ -682,8 +682,9 @@ def test_the_page_shows_reports_to_both_teams(client, people, django_assert_num_
     model = scoring_tune(seed=0, exclude_attributes=["duration"]).model
     scoring_tune(seed=1, exclude_attributes=["duration"])
     client.force_login(people["marketer"])
-    # session, user, the latest tuned versions with their reports, and the latest runs
-    with django_assert_num_queries(4):
+    # session, user, the bell's unread count, the latest tuned versions with their reports, and
+    # the latest runs
+    with django_assert_num_queries(5):
         client.get(reverse("leads:tuning"))
     for who in ("marketer", "rep", "sales_manager", "admin"):
         client.force_login(people[who])
