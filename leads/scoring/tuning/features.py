@@ -415,6 +415,6 @@ def blocks_with_columns(
         else:
             block.cuts = [block.cuts[k] for k in keep]
         block.start = len(columns)
-        columns += [position[rows[k][member[rows[k]]]] for k in keep]
+        columns += [position[rows[k][member[rows[k]]]].astype(np.int32) for k in keep]
         kept_blocks.append(block)
     return kept_blocks, columns

@@ -168,7 +168,7 @@ def forward_path(
     upwards. Stops at `max_steps`, at `max_rules` counted columns, or when no column helps.
     Returns the fit after every step (the first: the intercept alone)."""
     X = sparse.csc_matrix(X)
-    squared = _squares(X)
+    squared = _Squares(X)
     chosen = np.zeros(0, dtype=np.int64)
     fit = _solve(X, y, chosen)
     path = [fit]
@@ -192,21 +192,32 @@ def forward_path(
     return path
 
 
-def _squares(X):
-    """X with every entry squared, for the curvature: X itself when it holds only 0 and 1 (rule
-    columns), which spares a copy of a large matrix."""
-    if not len(X.data) or np.all(X.data == 1.0):
-        return X
-    return X.multiply(X).tocsc()
+class _Squares:
+    """X with every entry squared, for the curvature. Rule columns hold only 0 and 1 and are
+    their own squares, so only the other columns (engagement) are squared and kept: a copy of the
+    whole matrix would be the largest array of a run at a million leads."""
+
+    def __init__(self, X) -> None:
+        self.X = X
+        column_of = np.repeat(np.arange(X.shape[1]), np.diff(X.indptr))
+        self.columns = np.unique(column_of[X.data != 1.0])
+        part = X[:, self.columns]
+        self.part = part.multiply(part).tocsc() if len(self.columns) else None
+
+    def transpose_dot(self, w: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.X.T @ w).ravel()
+        if self.part is not None:
+            out[self.columns] = np.asarray(self.part.T @ w).ravel()
+        return out
 
 
-def _scores(X, squared, y: np.ndarray, fit: Fit, non_negative: np.ndarray) -> np.ndarray:
+def _scores(X, squared: _Squares, y: np.ndarray, fit: Fit, non_negative: np.ndarray) -> np.ndarray:
     """The score test of every column at `fit`: how much adding it alone would lower the
     log-loss, to second order (gradient squared over curvature); 0 for a non-negative column
     that would enter downwards."""
     mu = _sigmoid(fit.decision(X))
     gradient = np.asarray(X.T @ (y - mu)).ravel()
-    curvature = np.asarray(squared.T @ (mu * (1.0 - mu))).ravel()
+    curvature = squared.transpose_dot(mu * (1.0 - mu))
     score = np.where(curvature > 1e-9, gradient**2 / np.maximum(curvature, 1e-9), 0.0)
     score[non_negative & (gradient <= 0)] = 0.0
     return score
@@ -220,7 +231,7 @@ def swap_refine(
     swap is kept when the training log-loss falls. At most `passes` rounds, fewer when a round
     changes nothing."""
     X = sparse.csc_matrix(X)
-    squared = _squares(X)
+    squared = _Squares(X)
     loss = _log_loss(fit, X, y)
     for _ in range(passes):
         changed = False
@@ -259,7 +270,7 @@ def select(
     log-loss (3 stratified folds of these leads, each running its own selection), within
     `max_rules` counted columns (engagement columns are not counted). Returns the model of that
     many steps fitted on all of X, with the cross-validated loss and AUC of every step."""
-    X = sparse.csr_matrix(X)
+    X = sparse.csc_matrix(X)
     max_steps = max_rules + int(np.count_nonzero(~counted))
     options = {
         "non_negative": non_negative,
@@ -273,6 +284,7 @@ def select(
     reached = max_steps
     for k in range(folds):
         inside, outside = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        # column-major slices: forward_path reads columns, and then makes no copy of its own
         path = forward_path(X[inside], y[inside], **options)
         reached = min(reached, len(path) - 1)
         Xo, yo = X[outside], y[outside]

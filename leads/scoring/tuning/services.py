@@ -15,7 +15,6 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from scipy import sparse
 
 from alignment.models import User
 from alignment.permissions import Action, require
@@ -234,8 +233,8 @@ def scoring_tune(
     p_fit = len(columns)
     # engagement columns: the decayed count up to its clip, as a share of the clip
     X_eng = np.minimum(decayed[sample][:, eng_columns], np.array(clips)) / np.array(clips)
-    X = sparse.hstack([shapes.design(columns, len(sample)), sparse.csc_matrix(X_eng)], format="csr")
-    del decayed
+    X = shapes.design(columns, len(sample), dense=X_eng)
+    del decayed, columns, X_eng
     y_sample = y[sample]
     learn_rows = np.flatnonzero(in_train[sample])
     held_rows = np.flatnonzero(~in_train[sample])

@@ -221,14 +221,25 @@ def category_block(field_name: str, rules: list[dict], table, train: np.ndarray,
     return Block(field_name, CATEGORY, rules=[rules[k] for k in order], cuts=cuts)
 
 
-def design(columns: list[np.ndarray], n: int) -> sparse.csc_matrix:
-    """A sparse 0/1 matrix (leads x columns) from each column's rows."""
-    if not columns:
+def design(columns: list[np.ndarray], n: int, dense: np.ndarray | None = None) -> sparse.csc_matrix:
+    """A sparse matrix (leads x columns), column-major: a 0/1 column from each column's rows,
+    then the columns of `dense` (n x k, their non-zero entries), built in one piece."""
+    parts = [np.asarray(c, dtype=np.int32) for c in columns]
+    values = [np.ones(len(c)) for c in parts]
+    if dense is not None:
+        for j in range(dense.shape[1]):
+            rows = np.flatnonzero(dense[:, j]).astype(np.int32)
+            parts.append(rows)
+            values.append(dense[rows, j].astype(float))
+    if not parts:
         return sparse.csc_matrix((n, 0))
-    indices = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
-    indptr = np.r_[0, np.cumsum([len(c) for c in columns])]
-    data = np.ones(len(indices))
-    return sparse.csc_matrix((data, indices, indptr), shape=(n, len(columns)))
+    indptr = np.r_[0, np.cumsum([len(c) for c in parts])]
+    # 32-bit positions when they fit: scipy then keeps the indices at 4 bytes an entry
+    indptr = indptr.astype(np.int32 if indptr[-1] < 2**31 - 1 else np.int64)
+    indices = np.concatenate(parts)
+    data = np.concatenate(values)
+    del parts, values
+    return sparse.csc_matrix((data, indices, indptr), shape=(n, len(indptr) - 1))
 
 
 # --- from weights back to rules -----------------------------------------------------------------
