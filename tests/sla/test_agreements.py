@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.apps import apps
 from django.core.management import call_command
+from django.db import connection, transaction
 from django.utils import timezone
 
 from alignment.lib.errors import PermissionDenied
@@ -19,6 +20,7 @@ from sla.agreements import AgreementError
 from sla.models import Agreement, AgreementApproval, AgreementEvent
 from sla.selectors import agreement_active, agreement_diff, agreement_history
 from tests.factories import UserFactory
+from tests.leads.test_scoring_concurrency import in_thread, wait_for_lock_waiters
 
 pytestmark = pytest.mark.django_db
 
@@ -318,3 +320,36 @@ def test_the_demo_ends_with_an_agreement_in_force():
     active = agreement_active()
     assert active is not None
     assert active.scoring_model == ScoringModel.objects.get(status="active")
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="row locks (SELECT ... FOR UPDATE) need PostgreSQL; SQLite serialises writes",
+)
+@pytest.mark.django_db(transaction=True)
+def test_two_managers_approving_at_the_same_moment_put_it_in_force_once(
+    marketing_manager, sales_manager
+):
+    previous = installed()
+    proposed = proposal(marketing_manager)
+    errors: list = []
+    with transaction.atomic():
+        # hold the row so that both approvals queue on the lock and run one after the other
+        Agreement.objects.select_for_update().get(pk=proposed.pk)
+        threads = [
+            in_thread(
+                lambda person=person: agreements.agreement_approve(agreement=proposed, by=person),
+                errors,
+            )
+            for person in (marketing_manager, sales_manager)
+        ]
+        wait_for_lock_waiters(2)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    proposed.refresh_from_db()
+    previous.refresh_from_db()
+    assert (proposed.status, previous.status) == ("active", "retired")
+    assert AgreementApproval.objects.filter(agreement=proposed).count() == 2
+    assert AgreementEvent.objects.filter(agreement=proposed, action="activated").count() == 1
+    assert AgreementEvent.objects.filter(agreement=previous, action="retired").count() == 1
