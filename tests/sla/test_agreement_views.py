@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.apps import apps
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -289,3 +291,26 @@ def test_the_version_page_shows_its_diff(client, marketing_manager, rep):
         r"Follow-up attempts</td><td>at least 3 attempts</td><td><strong>at least 5", text
     )
     assert "Approve…" not in text  # a rep reads, never approves
+
+
+def test_the_history_reads_a_fixed_number_of_queries(
+    client, marketing_manager, sales_manager, django_assert_max_num_queries
+):
+    def signed():
+        proposal = proposed(marketing_manager, response_hours=str(Agreement.objects.count()))
+        agreements.agreement_approve(agreement=proposal, by=marketing_manager)
+        agreements.agreement_approve(agreement=proposal, by=sales_manager)
+
+    client.force_login(sales_manager)
+    signed()
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("sla:agreement_history"))
+    for _ in range(3):
+        signed()
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(reverse("sla:agreement_history"))
+    assert response.content.decode().count("<tr>") == 1 + 5
+    assert len(many) == len(few)
+    for url in (reverse("sla:agreement"), reverse("sla:agreement_history")):
+        with django_assert_max_num_queries(8):
+            client.get(url)
