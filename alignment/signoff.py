@@ -126,7 +126,7 @@ class VersionEvent(models.Model):
 # a dict with a "summary" in words ("no changes" when they are the same)
 DiffFunction = Callable[[Any, Any], dict]
 # (activated version, previous version or None, by, now) -> details for the "activated" event
-ActivateHook = Callable[[Any, Any, User, datetime], dict]
+ActivateHook = Callable[[Any, Any, User | None, datetime], dict]
 
 
 @dataclass(frozen=True)
