@@ -1,0 +1,204 @@
+"""The shared KPI selectors on a hand-built history of events and clocks."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from alignment.lib.errors import DomainError
+from kpis import selectors
+from leads.models import EventType, LeadEvent, Stage
+from sla.clocks.models import ClockKind, ClockStatus, SlaClock
+from sla.selectors import agreement_active
+from tests.factories import LeadFactory, RepFactory, SourceFactory
+
+pytestmark = pytest.mark.django_db
+
+TZ = "Europe/Berlin"
+W47 = selectors.iso_week_period("2026-W47", tz=TZ)
+W48 = selectors.iso_week_period("2026-W48", tz=TZ)
+# Wednesday of W47, 10:00 UTC
+WED47 = datetime(2026, 11, 18, 10, tzinfo=UTC)
+
+
+def event(lead, type, at, **payload):
+    return LeadEvent.objects.create(
+        lead=lead, type=type, occurred_at=at, payload=payload, system="test"
+    )
+
+
+def move(lead, to, at, *, frm=None, reason=None, deal_value=None):
+    """The events of one stage move: lead.stage_changed and the move's own type."""
+    specific = {
+        Stage.MQL: EventType.LEAD_MQL,
+        Stage.SAL: EventType.LEAD_ACCEPTED,
+        Stage.REJECTED: EventType.LEAD_REJECTED,
+        Stage.RECYCLED: EventType.LEAD_RECYCLED,
+        Stage.WON: EventType.LEAD_WON,
+    }
+    payload = {
+        "from": frm,
+        "to": to,
+        "reason": reason,
+        "deal_value": str(deal_value) if deal_value is not None else None,
+    }
+    event(lead, EventType.LEAD_STAGE_CHANGED, at, **payload)
+    if to in specific:
+        event(lead, specific[to], at, **payload)
+
+
+def clock(lead, owner, kind, started, *, status, hours=None, due_hours=4, cancelled=False):
+    due = started + timedelta(hours=due_hours)
+    ended = (
+        None
+        if status in (ClockStatus.PENDING, ClockStatus.WARNED)
+        else started + timedelta(hours=hours or due_hours)
+    )
+    return SlaClock.objects.create(
+        lead=lead,
+        kind=kind,
+        agreement=agreement_active(),
+        owner=owner,
+        status=status,
+        start_event_id=SlaClock.objects.count() + 10_000,
+        started_at=started,
+        warn_at=started + timedelta(hours=3),
+        due_at=due,
+        ended_at=ended,
+        met_at=ended if not cancelled and ended else None,
+        business_seconds=int(hours * 3600) if hours is not None else None,
+    )
+
+
+def test_an_iso_week_is_cut_in_the_agreements_zone():
+    assert W47.start == datetime(2026, 11, 15, 23, tzinfo=UTC)  # Monday 00:00 in Berlin
+    assert W47.end == datetime(2026, 11, 22, 23, tzinfo=UTC)
+    assert (W47.first_day.isoformat(), W47.last_day.isoformat()) == ("2026-11-16", "2026-11-22")
+    assert selectors.weeks_back("2027-W01", 3) == ["2026-W52", "2026-W53", "2027-W01"]
+    assert selectors.months_back("2026-02", 3) == ["2025-12", "2026-01", "2026-02"]
+    month = selectors.month_period("2026-11", tz=TZ)
+    assert month.start == datetime(2026, 10, 31, 23, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("bad", ["2026-47", "2026-W54", "W47", "", "2026-W4x"])
+def test_a_bad_week_is_refused_in_words(bad):
+    with pytest.raises(DomainError, match="like 2026-W47"):
+        selectors.iso_week_period(bad, tz=TZ)
+
+
+def test_an_mql_of_w47_accepted_in_w48_counts_as_accepted_in_w47():
+    google, linkedin = SourceFactory(name="Google"), SourceFactory(name="LinkedIn")
+    late = LeadFactory(source=google)
+    move(late, Stage.MQL, WED47, frm=Stage.NEW)
+    move(late, Stage.SAL, WED47 + timedelta(days=6), frm=Stage.MQL)  # Tuesday of W48
+    rejected = LeadFactory(source=linkedin)
+    move(rejected, Stage.MQL, WED47, frm=Stage.NEW)
+    move(rejected, Stage.REJECTED, WED47 + timedelta(hours=2), frm=Stage.MQL, reason="no-budget")
+    recycled = LeadFactory(source=linkedin)
+    move(recycled, Stage.MQL, WED47, frm=Stage.NEW)
+    move(recycled, Stage.RECYCLED, WED47 + timedelta(hours=1), frm=Stage.MQL, reason="not-ready")
+    undecided = LeadFactory(source=google)
+    move(undecided, Stage.MQL, WED47 + timedelta(days=1), frm=Stage.NEW)
+    # an MQL of W46 decided in W47 belongs to W46
+    earlier = LeadFactory(source=google)
+    move(earlier, Stage.MQL, WED47 - timedelta(days=7), frm=Stage.NEW)
+    move(earlier, Stage.SAL, WED47, frm=Stage.MQL)
+    # the recycled lead qualifies again in W48: a second MQL, in W48's cohort
+    move(recycled, Stage.MQL, WED47 + timedelta(days=7), frm=Stage.RECYCLED)
+    move(recycled, Stage.SAL, WED47 + timedelta(days=7, hours=1), frm=Stage.MQL)
+
+    w47 = selectors.mql_acceptance(period=W47)
+    assert (w47.mqls, w47.accepted, w47.rejected, w47.undecided) == (4, 1, 2, 1)
+    assert w47.rate == pytest.approx(33.3)
+    w48 = selectors.mql_acceptance(period=W48)
+    assert (w48.mqls, w48.accepted, w48.rejected, w48.rate) == (1, 1, 0, 100.0)
+    assert selectors.mqls_delivered(period=W47, source_id=google.pk) == 2
+    by_google = selectors.mql_acceptance(period=W47, source_id=google.pk)
+    assert (by_google.accepted, by_google.undecided, by_google.rate) == (1, 1, 100.0)
+
+    reasons = selectors.rejection_reasons_by_source(period=W47)
+    assert [(r.source, r.reason_code, r.count) for r in reasons] == [
+        ("LinkedIn", "no-budget", 1),
+        ("LinkedIn", "not-ready", 1),
+    ]
+    assert selectors.rejection_reasons_by_source(period=W48) == []
+
+
+def test_pipeline_counts_in_the_week_a_lead_entered_opportunity():
+    lead = LeadFactory()
+    move(lead, Stage.OPPORTUNITY, WED47, frm=Stage.SQL, deal_value="1200.50")
+    other = LeadFactory()
+    move(other, Stage.OPPORTUNITY, WED47 + timedelta(days=1), frm=Stage.SQL, deal_value="800")
+    later = LeadFactory()
+    move(later, Stage.OPPORTUNITY, WED47 + timedelta(days=7), frm=Stage.SQL, deal_value="99")
+    move(lead, Stage.WON, WED47 + timedelta(days=7), frm=Stage.OPPORTUNITY, deal_value="1500")
+
+    assert selectors.pipeline_created(period=W47) == selectors.Pipeline(2, Decimal("2000.50"))
+    assert selectors.pipeline_created(period=W48) == selectors.Pipeline(1, Decimal("99.00"))
+    count, total, won = selectors.won_customers(period=W48)
+    assert (count, total) == (1, Decimal("1500.00"))
+    assert [(w.lead_id, w.deal_value) for w in won] == [(lead.pk, Decimal("1500"))]
+    assert selectors.won_customers(period=W47)[0] == 0
+
+
+def test_speed_to_lead_median_and_p90_come_from_the_touched_response_clocks():
+    rep, other = RepFactory(username="ann"), RepFactory(username="bob")
+    lead = LeadFactory()
+    for hours in (1, 2, 3, 4):  # met by the due time (4 h)
+        clock(lead, rep, ClockKind.RESPONSE, WED47, status=ClockStatus.MET, hours=hours)
+    clock(lead, other, ClockKind.RESPONSE, WED47, status=ClockStatus.BREACHED, hours=10)
+    clock(lead, other, ClockKind.RESPONSE, WED47, status=ClockStatus.PENDING)
+    clock(lead, other, ClockKind.RESPONSE, WED47, status=ClockStatus.CANCELLED, cancelled=True)
+    # another week's and the decision clocks do not count
+    clock(lead, rep, ClockKind.RESPONSE, WED47 + timedelta(days=7), status=ClockStatus.MET, hours=1)
+    clock(lead, other, ClockKind.DECISION, WED47, status=ClockStatus.BREACHED, hours=30)
+
+    speed = selectors.speed_to_lead(period=W47)
+    # 1, 2, 3, 4, 10: median 3; p90 at rank 3.6 = 4 + 0.6 x 6
+    assert speed == selectors.SpeedToLead(responded=5, median_hours=3.0, p90_hours=7.6)
+    assert selectors.speed_to_lead(period=W47, rep_id=rep.pk).median_hours == 2.5
+    assert selectors.speed_to_lead(period=W48, rep_id=other.pk).responded == 0
+
+    attainment = selectors.sla_response_attainment(period=W47)
+    assert (attainment.started, attainment.met, attainment.breached, attainment.running) == (
+        6,
+        4,
+        1,
+        1,
+    )
+    assert attainment.share == pytest.approx(66.7)
+
+    breaches = selectors.sla_breaches_by_rep(period=W47)
+    assert [(b.rep_id, b.response, b.decision, b.total) for b in breaches] == [(other.pk, 1, 1, 2)]
+
+
+def test_open_clocks_are_read_as_of_an_instant_by_rep():
+    rep = RepFactory(username="ann", first_name="Ann", last_name="Lee")
+    lead = LeadFactory()
+    clock(lead, rep, ClockKind.RESPONSE, WED47, status=ClockStatus.PENDING)
+    clock(lead, rep, ClockKind.DECISION, WED47 + timedelta(hours=5), status=ClockStatus.PENDING)
+    clock(lead, None, ClockKind.RESPONSE, WED47, status=ClockStatus.MET, hours=2)
+
+    at = WED47 + timedelta(hours=6)
+    rows = selectors.sla_clocks_open(at=at)
+    assert [(r.rep, r.open, r.overdue) for r in rows] == [("Ann Lee", 2, 1)]
+    # an hour in, the met clock was still running, unassigned
+    early = selectors.sla_clocks_open(at=WED47 + timedelta(hours=1))
+    assert sorted((r.rep, r.open, r.overdue) for r in early) == [
+        ("Ann Lee", 1, 0),
+        ("Unassigned", 1, 0),
+    ]
+
+
+def test_each_figure_costs_a_fixed_number_of_queries(django_assert_max_num_queries):
+    for n in range(30):
+        lead = LeadFactory()
+        move(lead, Stage.MQL, WED47, frm=Stage.NEW)
+        move(lead, Stage.REJECTED, WED47, frm=Stage.MQL, reason="no-budget")
+        move(lead, Stage.OPPORTUNITY, WED47, frm=Stage.SQL, deal_value=n)
+    with django_assert_max_num_queries(2):
+        selectors.mql_acceptance(period=W47)
+    with django_assert_max_num_queries(2):
+        selectors.rejection_reasons_by_source(period=W47)
+    with django_assert_max_num_queries(1):
+        selectors.pipeline_created(period=W47)
