@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("leads/", include("leads.urls")),
+    path("sla/reports/", include("sla.report.urls")),
     path("sla/", include("sla.urls")),
     path("notifications/", views.notifications_page, name="notifications"),
     path("notifications/<int:pk>/open/", views.notification_open, name="notification_open"),

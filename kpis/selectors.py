@@ -249,7 +249,10 @@ def rejection_reasons_by_source(
         Reason.objects.filter(
             kind__in=(ReasonKind.REJECT, ReasonKind.RECYCLE),
             code__in={r["reason_code"] for r in rows if r["reason_code"]},
-        ).values_list("code", "label")
+        )
+        # a code of both kinds (not_ready) reads as the rejection's label: later rows win
+        .order_by("kind")
+        .values_list("code", "label")
     )
     return [
         RejectionReasons(

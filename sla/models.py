@@ -137,3 +137,4 @@ class AgreementEvent(VersionEvent):
 
 # the SLA clocks live in their own package; imported here so that Django registers them
 from sla.clocks.models import ClockKind, ClockStatus, SlaClock  # noqa: E402, F401
+from sla.report.models import SlaReport, SlaReportDelivery  # noqa: E402, F401

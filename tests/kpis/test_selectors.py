@@ -93,10 +93,10 @@ def test_an_mql_of_w47_accepted_in_w48_counts_as_accepted_in_w47():
     move(late, Stage.SAL, WED47 + timedelta(days=6), frm=Stage.MQL)  # Tuesday of W48
     rejected = LeadFactory(source=linkedin)
     move(rejected, Stage.MQL, WED47, frm=Stage.NEW)
-    move(rejected, Stage.REJECTED, WED47 + timedelta(hours=2), frm=Stage.MQL, reason="no-budget")
+    move(rejected, Stage.REJECTED, WED47 + timedelta(hours=2), frm=Stage.MQL, reason="no_budget")
     recycled = LeadFactory(source=linkedin)
     move(recycled, Stage.MQL, WED47, frm=Stage.NEW)
-    move(recycled, Stage.RECYCLED, WED47 + timedelta(hours=1), frm=Stage.MQL, reason="not-ready")
+    move(recycled, Stage.RECYCLED, WED47 + timedelta(hours=1), frm=Stage.MQL, reason="not_ready")
     undecided = LeadFactory(source=google)
     move(undecided, Stage.MQL, WED47 + timedelta(days=1), frm=Stage.NEW)
     # an MQL of W46 decided in W47 belongs to W46
@@ -117,9 +117,9 @@ def test_an_mql_of_w47_accepted_in_w48_counts_as_accepted_in_w47():
     assert (by_google.accepted, by_google.undecided, by_google.rate) == (1, 1, 100.0)
 
     reasons = selectors.rejection_reasons_by_source(period=W47)
-    assert [(r.source, r.reason_code, r.count) for r in reasons] == [
-        ("LinkedIn", "no-budget", 1),
-        ("LinkedIn", "not-ready", 1),
+    assert [(r.source, r.reason, r.count) for r in reasons] == [
+        ("LinkedIn", "No budget", 1),
+        ("LinkedIn", "Not ready yet (recycle to marketing)", 1),
     ]
     assert selectors.rejection_reasons_by_source(period=W48) == []
 
@@ -194,7 +194,7 @@ def test_each_figure_costs_a_fixed_number_of_queries(django_assert_max_num_queri
     for n in range(30):
         lead = LeadFactory()
         move(lead, Stage.MQL, WED47, frm=Stage.NEW)
-        move(lead, Stage.REJECTED, WED47, frm=Stage.MQL, reason="no-budget")
+        move(lead, Stage.REJECTED, WED47, frm=Stage.MQL, reason="no_budget")
         move(lead, Stage.OPPORTUNITY, WED47, frm=Stage.SQL, deal_value=n)
     with django_assert_max_num_queries(2):
         selectors.mql_acceptance(period=W47)
