@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("leads/", include("leads.urls")),
+    path("sla/queue/", include("sla.queue_urls")),
     path("sla/reports/", include("sla.report.urls")),
     path("sla/", include("sla.urls")),
     path("notifications/", views.notifications_page, name="notifications"),
