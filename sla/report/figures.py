@@ -272,7 +272,9 @@ def report_context(figures: dict) -> dict:
 def subject_for(figures: dict) -> str:
     context = report_context(figures)
     share = figures["sales"]["response"]["share"]
-    responded = f"{_number(share)}% responded in time" if share is not None else "no MQLs assigned"
+    # the same rounding as the body's (79.5%, not 80%)
+    shown = f"{share:.1f}".removesuffix(".0") if share is not None else ""
+    responded = f"{shown}% responded in time" if share is not None else "no MQLs assigned"
     # ASCII: an encoded-word subject is folded onto a continuation line that some clients show
     # with a leading space
     dates = context["dates"].replace("–", "-")

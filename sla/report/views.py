@@ -10,6 +10,7 @@ from django.utils import timezone
 from alignment.decorators import team_member_required
 from alignment.lib.errors import DomainError
 from kpis import selectors
+from sla.models import CommitmentPeriod
 from sla.report import services
 from sla.report.figures import agreement_timezone, marketing_figures, report_context
 from sla.report.models import DeliveryStatus, SlaReport
@@ -97,5 +98,18 @@ def marketing_side(request):
             "this_week": this_week,
             "this_month": this_month,
             "timezone": tz,
+            # the pro-rating in words, when the agreement counts in the other unit
+            "week_note": (
+                "The agreement commits per month; a week's share is the monthly commitment "
+                "x 7 / the days in the month of the week's Thursday."
+                if agreement.commitment_period == CommitmentPeriod.MONTH
+                else ""
+            ),
+            "month_note": (
+                "The agreement commits per week; a month's share is the weekly commitment "
+                "x the days in the month / 7."
+                if agreement.commitment_period == CommitmentPeriod.WEEK
+                else ""
+            ),
         },
     )
