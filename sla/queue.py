@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
 from alignment.lib.business_time import Calendar
-from alignment.models import SALES_ROLES, User
+from alignment.models import Role, User
 from leads.models import Lead, Reason, ReasonKind, Stage
 from leads.scoring.models import ScoreSnapshot, SnapshotKind
 from sla.clocks.models import RUNNING_STATUSES, ClockKind, ClockStatus, SlaClock
@@ -91,6 +91,17 @@ class QueueRow:
     @property
     def next_clock(self) -> SlaClock:
         return min(self.clocks, key=lambda c: (c.due_at, c.id))
+
+    @property
+    def score_moved(self) -> bool:
+        """The score now differs from the one it qualified with (rescored, decayed, new touches)."""
+        if not self.explanation:
+            return False
+        then = self.explanation.get("total") or 0
+        return (
+            round(then) != round(self.lead.score)
+            or self.explanation.get("grade") != self.lead.grade
+        )
 
     @property
     def status_label(self) -> str:
@@ -238,11 +249,6 @@ def _at_risk_q(now: datetime) -> Q:
 def team_queue(*, now: datetime) -> TeamQueue:
     """What a sales manager watches: each sales person's queue with its counts, the MQLs nobody
     owns, and the running clocks at risk (warned or breached), most overdue first. Seven queries."""
-    people = list(
-        User.objects.filter(is_active=True, role__in=SALES_ROLES).order_by(
-            "first_name", "last_name", "username"
-        )
-    )
     counts = {
         row["owner_id"]: row
         for row in _running_clocks()
@@ -254,7 +260,9 @@ def team_queue(*, now: datetime) -> TeamQueue:
             at_risk=Count(
                 "lead_id",
                 distinct=True,
-                filter=Q(status=ClockStatus.WARNED) | Q(warn_at__lte=now, due_at__gt=now),
+                filter=(Q(status=ClockStatus.WARNED) | Q(warn_at__lte=now))
+                & Q(due_at__gt=now)
+                & ~Q(status=ClockStatus.BREACHED),
             ),
             breached=Count(
                 "lead_id", distinct=True, filter=Q(status=ClockStatus.BREACHED) | Q(due_at__lte=now)
@@ -271,14 +279,10 @@ def team_queue(*, now: datetime) -> TeamQueue:
     by_owner: dict[int, list[QueueRow]] = defaultdict(list)
     for row in rows:
         by_owner[row.next_clock.owner_id].append(row)
-    known = {person.pk for person in people}
-    # someone who left sales (or the team) may still own clocks: they are shown too
-    people += [
-        row.next_clock.owner
-        for owner_id, owned in by_owner.items()
-        for row in owned[:1]
-        if owner_id not in known
-    ]
+    # every rep, and whoever else owns running clocks (a sales manager, someone who left)
+    people = User.objects.filter(
+        Q(is_active=True, role=Role.SALES_REP) | Q(pk__in=list(counts))
+    ).order_by("first_name", "last_name", "username")
     reps = []
     for person in people:
         count = counts.get(person.pk, {})

@@ -135,11 +135,13 @@ def test_a_row_shows_both_clocks_the_score_and_why_it_qualified(
     clocks = running(lead)
     text = get(client, rep)
     assert "Engines Ltd" in text
-    assert f"Score {lead.score:.0f}" in text or f"Score {round(lead.score)}" in text
     assert "Respond by" in text and "Decide by" in text
     assert "Why it qualified" in text
     row = queue.queue_for_rep(rep=rep, now=timezone.now())[0]
     assert row.explanation is not None and row.why
+    # the score it qualified with, from the snapshot kept at the MQL
+    assert f"Score {row.explanation['total']:.0f}" in text
+    assert f"grade {row.explanation['grade']}" in text
     assert row.why.split(" (+")[0] in text
     # the countdown runs to the response clock, the nearer of the two
     assert row.next_clock == clocks[ClockKind.RESPONSE]
