@@ -10,7 +10,7 @@ from kpis import selectors
 from leads.models import EventType, LeadEvent, Stage
 from sla.clocks.models import ClockKind, ClockStatus, SlaClock
 from sla.selectors import agreement_active
-from tests.factories import LeadFactory, RepFactory, SourceFactory
+from tests.factories import CampaignFactory, LeadFactory, RepFactory, SourceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -202,3 +202,13 @@ def test_each_figure_costs_a_fixed_number_of_queries(django_assert_max_num_queri
         selectors.rejection_reasons_by_source(period=W47)
     with django_assert_max_num_queries(1):
         selectors.pipeline_created(period=W47)
+
+
+def test_the_campaign_filter_reads_the_leads_campaign():
+    spring, autumn = CampaignFactory(), CampaignFactory()
+    for campaign, value in ((spring, "100"), (autumn, "40"), (autumn, "2")):
+        lead = LeadFactory(campaign=campaign)
+        move(lead, Stage.MQL, WED47, frm=Stage.NEW)
+        move(lead, Stage.OPPORTUNITY, WED47, frm=Stage.SQL, deal_value=value)
+    assert selectors.mqls_delivered(period=W47, campaign_id=autumn.pk) == 2
+    assert selectors.pipeline_created(period=W47, campaign_id=spring.pk).value == Decimal("100")

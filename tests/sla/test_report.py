@@ -389,3 +389,18 @@ def test_the_report_pages_are_for_the_two_teams_only(client, outsider):
     assert client.get("/sla/reports/").status_code == 403
     client.logout()
     assert client.get("/sla/reports/preview/").status_code == 302
+
+
+def test_the_report_list_costs_a_fixed_number_of_queries(
+    history, client, marketer, django_assert_max_num_queries
+):
+    client.force_login(marketer)
+    services.sla_report_send(week="2026-W46", now=MONDAY_0805)
+    client.get("/sla/reports/")  # warm the session and the agreement lookup paths
+    with django_assert_max_num_queries(8) as one:
+        client.get("/sla/reports/")
+    services.sla_report_send(week=WEEK, now=MONDAY_0805)
+    services.sla_report_send(week="2026-W45", now=MONDAY_0805)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        page = client.get("/sla/reports/")
+    assert page.content.count(b"3 of 3") == 3
