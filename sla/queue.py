@@ -23,6 +23,8 @@ from sla.clocks.models import RUNNING_STATUSES, ClockKind, ClockStatus, SlaClock
 TEAM_CLOCKS_LIMIT = 2000
 UNASSIGNED_LIMIT = 100
 AT_RISK_LIMIT = 200
+# touching shifts merged into one stretch when a countdown looks for the end of the open time
+SHIFTS_LOOKED_AT = 14
 # how many reasons "why it qualified" names in one line
 WHY_RULES = 3
 
@@ -157,6 +159,21 @@ class _Calendars:
         return calendar
 
 
+def _open_until(calendar: Calendar, now: datetime) -> datetime:
+    """The end of the open stretch that holds `now`: shifts that touch (23:00–24:00 then 00:00–…)
+    are one stretch, so a round-the-clock calendar does not pause at midnight. Looked at for at
+    most two weeks of shifts; the countdown is rendered afresh with every page anyway."""
+    # Calendar has no public "open until"; its interval walk is the one source of truth
+    intervals = calendar._open_since(now)
+    _start, end = next(intervals)
+    for _ in range(SHIFTS_LOOKED_AT):
+        begin, finish = next(intervals)
+        if begin != end:
+            break
+        end = finish
+    return end
+
+
 def countdown_of(*, calendar: Calendar, due_at: datetime, now: datetime) -> Countdown:
     """Business seconds from `now` to `due_at` (negative past it) and the calendar's state now."""
     if now < due_at:
@@ -164,8 +181,7 @@ def countdown_of(*, calendar: Calendar, due_at: datetime, now: datetime) -> Coun
     else:
         seconds = -int(calendar.between(due_at, now).total_seconds())
     if calendar.is_open(now):
-        # the open stretch that holds `now`: the countdown runs to its end, then waits
-        _start, shift_end = next(calendar._open_since(now))
+        shift_end = _open_until(calendar, now)
         return Countdown(seconds, True, shift_end, calendar.next_open(shift_end))
     return Countdown(seconds, False, None, calendar.next_open(now))
 

@@ -1,15 +1,16 @@
 """The sales queue in a real browser: a rep sees the countdown, accepts one MQL and rejects another
 with a reason; the sales manager sees the breach of a third. Screenshots at 1366 and 390 px."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
-from alignment.lib.business_time import Calendar
+from alignment.lib.business_time import WEEKDAYS, Calendar
 from leads import events
 from leads.models import Lead, Stage
+from sla import queue
 from sla.clocks.flagging import clocks_flag
 from sla.clocks.models import ClockKind, ClockStatus, SlaClock
 from sla.selectors import agreement_active
@@ -127,3 +128,47 @@ def test_a_rep_works_the_queue_and_the_manager_sees_the_breach(page, rep, sales_
     assert page.locator(f"#at-risk tr[data-lead='{late.pk}']").is_visible()
     assert _fits(page)
     _shot(page, "queue_manager_390")
+
+
+def _zone_where_it_is_ten_now() -> str:
+    """An Etc/GMT zone whose clocks show 10:xx now: a 09:00–12:00 shift is open for 1-2 hours."""
+    offset = (10 - timezone.now().astimezone(UTC).hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    # Etc/GMT names have the sign the other way round: Etc/GMT-3 is UTC+3
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def test_the_countdown_ticks_in_the_shift_and_stops_at_its_end(page, rep, sales_manager, marketer):
+    agreement = agreement_active()
+    agreement.calendar = {
+        "timezone": _zone_where_it_is_ten_now(),
+        "hours": {day: [["09:00", "12:00"]] for day in WEEKDAYS},
+        "country": "",
+        "subdivision": "",
+        "closed_days": [],
+    }
+    agreement.updated_at = timezone.now()
+    agreement.save(update_fields=["calendar", "updated_at"])
+    lead = mql_assigned_to(rep, sales_manager, marketer)
+    now = timezone.now()
+    shift_end = queue.queue_for_rep(rep=rep, now=now)[0].countdown.shift_end
+    assert timedelta(0) < shift_end - now <= timedelta(hours=2)
+
+    _login(page, "rep")
+    page.clock.install(time=now)
+    page.goto("/sla/queue/")
+    time = page.locator(f"#mine-lead-{lead.pk} .countdown-time")
+    state = page.locator(f"#mine-lead-{lead.pk} .countdown-state")
+    first = time.inner_text()
+    assert "running until" in state.inner_text()
+    page.clock.run_for(3000)
+    assert time.inner_text() != first
+    # past the shift's end the business time stands still, and the page says until when
+    page.clock.fast_forward(int((shift_end - now).total_seconds() * 1000) + 5000)
+    page.clock.run_for(1000)
+    assert "paused until" in state.inner_text()
+    assert "(outside working hours)" in state.inner_text()
+    stopped = time.inner_text()
+    page.clock.run_for(5000)
+    assert time.inner_text() == stopped
+    assert page.get_attribute(f"#mine-lead-{lead.pk} [data-countdown]", "data-open") == "false"

@@ -221,6 +221,15 @@ def test_the_countdown_of_an_overdue_clock_counts_business_time_only():
     assert paused.resumes_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 
 
+def test_a_round_the_clock_calendar_runs_through_midnight():
+    calendar = Calendar.from_json({**ALWAYS_OPEN, "timezone": "UTC"})
+    now = datetime(2026, 3, 2, 22, 0, tzinfo=UTC)
+    countdown = queue.countdown_of(calendar=calendar, due_at=now + timedelta(hours=4), now=now)
+    assert countdown.open and countdown.seconds == 4 * 3600
+    # touching shifts are one stretch: no pause at 00:00
+    assert countdown.shift_end >= now + timedelta(days=7)
+
+
 # --- the moves from the queue ---------------------------------------------------------------------
 
 
