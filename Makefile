@@ -17,6 +17,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py sla_verify --fix --limit 0
 	@echo ""
 	@echo "  Lead pipeline: http://127.0.0.1:8000"
 	@echo "  Demo logins (password: demo): admin, marketer, mmanager (marketing manager),"

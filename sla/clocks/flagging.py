@@ -10,6 +10,7 @@ unclaimed and the next run does the whole step again. Emails go out after commit
 notification rows (`alignment.notifications`), each claimed once too.
 """
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,37 +18,56 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from alignment.lib.errors import DomainError
 from alignment.models import Role, User
 from alignment.notifications import notify
 from leads.routing import lead_reroute
 from sla.clocks.models import ClockKind, SlaClock
 from sla.models import Agreement
 
+logger = logging.getLogger(__name__)
+
 # clocks one step claims: a backlog (an outage of the job) is worked off over a few runs
 BATCH = 2000
 FLAGGING_SYSTEM = "sla"
 
 _TABLE = SlaClock._meta.db_table
-_CLAIM = {
+# per step: which running clocks are due (a partial index answers each), and what marks them
+_STEPS = {
     "warn": (
-        f"UPDATE {_TABLE} SET status = 'warned', warned_at = %s, updated_at = %s "
-        f"WHERE id IN (SELECT id FROM {_TABLE} WHERE status = 'pending' AND ended_at IS NULL "
-        "AND warn_at <= %s AND due_at > %s ORDER BY warn_at LIMIT %s) "
-        "AND status = 'pending' AND ended_at IS NULL RETURNING id"
+        "status = 'pending' AND ended_at IS NULL AND warn_at <= %s AND due_at > %s",
+        "warn_at",
+        "status = 'warned', warned_at = %s",
     ),
     "breach": (
-        f"UPDATE {_TABLE} SET status = 'breached', breached_at = %s, updated_at = %s "
-        f"WHERE id IN (SELECT id FROM {_TABLE} WHERE status IN ('pending', 'warned') "
-        "AND ended_at IS NULL AND due_at <= %s ORDER BY due_at LIMIT %s) "
-        "AND status IN ('pending', 'warned') AND ended_at IS NULL RETURNING id"
+        "status IN ('pending', 'warned') AND ended_at IS NULL AND due_at <= %s",
+        "due_at",
+        "status = 'breached', breached_at = %s",
     ),
     "reassign": (
-        f"UPDATE {_TABLE} SET reassigned_at = %s, updated_at = %s "
-        f"WHERE id IN (SELECT id FROM {_TABLE} WHERE reassigned_at IS NULL AND ended_at IS NULL "
-        "AND reassign_at IS NOT NULL AND reassign_at <= %s ORDER BY reassign_at LIMIT %s) "
-        "AND reassigned_at IS NULL AND ended_at IS NULL RETURNING id"
+        "reassigned_at IS NULL AND ended_at IS NULL AND reassign_at IS NOT NULL "
+        "AND reassign_at <= %s",
+        "reassign_at",
+        "reassigned_at = %s",
     ),
 }
+
+
+def _claim_sql(step: str, vendor: str) -> str:
+    where, order, mark = _STEPS[step]
+    if vendor == "postgresql":
+        # rows another run holds are skipped, not waited for; the outer WHERE re-checks the
+        # status after the lock, so a row is claimed by one run only
+        return (
+            f"WITH due AS (SELECT id FROM {_TABLE} WHERE {where} ORDER BY {order} LIMIT %s "
+            f"FOR UPDATE SKIP LOCKED) UPDATE {_TABLE} AS c SET {mark}, updated_at = %s "
+            f"FROM due WHERE c.id = due.id AND {where} RETURNING c.id"
+        )
+    # SQLite runs one write at a time: the statement is its own claim
+    return (
+        f"UPDATE {_TABLE} SET {mark}, updated_at = %s WHERE id IN (SELECT id FROM {_TABLE} "
+        f"WHERE {where} ORDER BY {order} LIMIT %s) AND {where} RETURNING id"
+    )
 
 
 @dataclass
@@ -65,10 +85,14 @@ class FlagResult:
 
 
 def _claim(step: str, now: datetime, limit: int) -> list[int]:
-    # the warning step also needs the due time still ahead (past it, the clock is breached)
-    params = [now, now, now, now, limit] if step == "warn" else [now, now, now, limit]
+    """Mark the due clocks of one step (at most `limit`); their ids."""
+    where = [now] * _STEPS[step][0].count("%s")
+    if connection.vendor == "postgresql":
+        params = [*where, limit, now, now, *where]
+    else:
+        params = [now, now, *where, limit, *where]
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM[step], params)
+        cursor.execute(_claim_sql(step, connection.vendor), params)
         return sorted(row[0] for row in cursor.fetchall())
 
 
@@ -129,35 +153,42 @@ def _notify_breached(clock: SlaClock, agreement: Agreement, managers: list[User]
 
 
 def _clocks(ids: list[int]) -> list[SlaClock]:
+    if not ids:
+        return []
     return list(SlaClock.objects.filter(pk__in=ids).select_related("lead", "owner").order_by("id"))
 
 
 def clocks_flag(*, now: datetime | None = None, limit: int = BATCH) -> FlagResult:
-    """One run of the flagging job. Each step is its own transaction: claimed and notified
-    together, or neither."""
+    """One run of the flagging job, in one transaction: the clocks are claimed and their
+    notifications written together, or neither (a run that dies leaves it all to the next).
+    A reassignment that fails is rolled back alone and not tried again (its claim stays)."""
     now = now or timezone.now()
     result = FlagResult()
-    managers = _sales_managers()
-    agreements = {a.pk: a for a in Agreement.objects.all()}
     with transaction.atomic():
         result.warned = _claim("warn", now, limit)
         for clock in _clocks(result.warned):
             result.notified += _notify_warned(clock)
-    with transaction.atomic():
         result.breached = _claim("breach", now, limit)
+        if result.breached:
+            managers = _sales_managers()
+            agreements = {a.pk: a for a in Agreement.objects.all()}
         for clock in _clocks(result.breached):
             result.notified += _notify_breached(clock, agreements[clock.agreement_id], managers)
-    with transaction.atomic():
-        claimed = _claim("reassign", now, limit)
-        for clock in _clocks(claimed):
+        for clock in _clocks(_claim("reassign", now, limit)):
             # one reassignment per lead even when both its clocks are past the delay
-            if clock.lead_id in {c for c in result.reassigned}:
+            if clock.lead_id in result.reassigned:
                 continue
-            assignment = lead_reroute(
-                lead_id=clock.lead_id,
-                system=FLAGGING_SYSTEM,
-                note=f"SLA escalation: the {_what(clock)} was overdue.",
-            )
+            try:
+                # a savepoint: a lead that cannot be rerouted leaves the rest of the run alone
+                with transaction.atomic():
+                    assignment = lead_reroute(
+                        lead_id=clock.lead_id,
+                        system=FLAGGING_SYSTEM,
+                        note=f"SLA escalation: the {_what(clock)} was overdue.",
+                    )
+            except DomainError as error:
+                logger.warning("SLA: lead %s could not be reassigned: %s", clock.lead_id, error)
+                continue
             if assignment is None:
                 continue
             result.reassigned.append(clock.lead_id)

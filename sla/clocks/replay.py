@@ -3,7 +3,8 @@ is met and when it is cancelled. Pure (no database): the reaction that keeps the
 and `manage.py sla_verify`, which checks them, both call `replay` on the same events, so the
 stored clocks are always what the facts say.
 
-The rules, in the order the events were recorded (event id):
+The rules, in the order the events happened (their time, then their id: history imported or
+seeded in bulk is not recorded in time order, and a call logged late counts when it was made):
 - A lead that is an MQL and has an owner has two clocks running: response (the owner's first
   call, sales email or meeting) and decision (accept or reject). They start when both hold: at
   the `lead.assigned` of an MQL, or at the `lead.mql` of a lead that already has an owner.
@@ -141,7 +142,7 @@ def replay(
     *,
     merged: Fact | None = None,
 ) -> list[ClockFacts]:
-    """Every clock of one lead, in the order they started, from its events in id order.
+    """Every clock of one lead, in the order they started, from its events in time order.
     `terms_at(t)` is the agreement in force at t (None: no agreement, no clocks). `merged` is
     the `lead.merged` event of the lead this one was merged into, if it was."""
     clocks: list[ClockFacts] = []
@@ -162,7 +163,7 @@ def replay(
         for kind in list(running):
             _end(running.pop(kind), event=event, at=event.at, outcome=CANCELLED, reason=reason)
 
-    for event in sorted(facts, key=lambda f: f.id):
+    for event in sorted(facts, key=lambda f: (f.at, f.id)):
         payload = event.payload
         if event.type == "lead.stage_changed":
             before, stage = payload.get("from"), payload.get("to")

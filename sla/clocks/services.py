@@ -8,6 +8,7 @@ after every event that can start, meet or cancel a clock, so the clocks follow t
 """
 
 import bisect
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,6 +69,18 @@ class TermsBook:
         return self.terms[max(0, bisect.bisect_right(self.starts, moment) - 1)]
 
 
+# calendars by their JSON: building one's holiday tables is slow, and a calendar is a value
+_CALENDARS: dict[str, Calendar] = {}
+
+
+def calendar_of(data: dict) -> Calendar:
+    key = json.dumps(data, sort_keys=True)
+    found = _CALENDARS.get(key)
+    if found is None:
+        found = _CALENDARS[key] = Calendar.from_json(data)
+    return found
+
+
 def terms_of(agreement: Agreement) -> Terms:
     return Terms(
         agreement_id=agreement.pk,
@@ -75,7 +88,7 @@ def terms_of(agreement: Agreement) -> Terms:
         decision_hours=agreement.decision_hours,
         warn_share=agreement.warn_share,
         on_reassign=agreement.on_reassign,
-        calendar=Calendar.from_json(agreement.calendar),
+        calendar=calendar_of(agreement.calendar),
         reassign_after_hours=agreement.reassign_after_hours,
     )
 
@@ -93,7 +106,7 @@ def _fact(event: LeadEvent) -> Fact:
 
 
 def lead_facts(lead_id: int) -> tuple[list[Fact], Fact | None]:
-    """The lead's events that clocks read, in id order, and the merge that ended it (the
+    """The lead's events that clocks read, and the merge that ended it (the
     `lead.merged` of the lead it was merged into), if any."""
     events = LeadEvent.objects.filter(lead_id=lead_id, type__in=CLOCK_EVENTS).order_by("id")
     merged = (

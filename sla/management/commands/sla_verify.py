@@ -24,7 +24,10 @@ class Command(BaseCommand):
             self.stdout.write(difference.as_text())
         leads = sorted({d.lead_id for d in differences})
         if len(differences) > options["limit"]:
-            self.stdout.write(f"... and {len(differences) - options['limit']} more.")
+            self.stdout.write(
+                f"{len(differences) - options['limit']} differences not listed "
+                f"({len(differences)} on {len(leads)} leads)."
+            )
         if options["fix"]:
             result = clocks_rebuild(lead_ids=leads)
             self.stdout.write(
