@@ -203,7 +203,15 @@ def why_qualified(explanation: dict | None) -> str:
         label = f"{rule.get('label')} ×{times}" if times > 1 else rule.get("label")
         parts.append((points, f"{label} (+{_number(points)})"))
     top = [text for points, text in sorted(parts, key=lambda p: -p[0]) if points > 0][:WHY_RULES]
-    return ", ".join(top)
+    rules = ", ".join(top)
+    if explanation.get("mql", {}).get("qualifies") is False:
+        # a marketer made it an MQL by hand: the score alone did not
+        return (
+            f"marked MQL by hand, short of the definition; {rules}"
+            if rules
+            else ("marked MQL by hand, short of the definition")
+        )
+    return rules
 
 
 def _mql_snapshots(lead_ids: list[int]) -> dict[int, dict]:

@@ -78,6 +78,10 @@ def test_a_rep_works_the_queue_and_the_manager_sees_the_breach(page, rep, sales_
         assert countdown.inner_text() == before
     assert "overdue by" in page.locator(f"#mine-lead-{late.pk} .countdown-time").inner_text()
     _shot(page, "queue_rep_1366")
+    # why it qualified: the short line opens the full explanation kept when it became an MQL
+    page.click(f"#mine-lead-{to_accept.pk} .queue-why summary")
+    assert page.locator(f"#mine-lead-{to_accept.pk} table.score-explanation").first.is_visible()
+    _shot(page, "queue_rep_1366_why")
 
     # accept one
     page.click(f"#mine-lead-{to_accept.pk} button.accept")

@@ -142,7 +142,9 @@ def test_a_row_shows_both_clocks_the_score_and_why_it_qualified(
     # the score it qualified with, from the snapshot kept at the MQL
     assert f"Score {row.explanation['total']:.0f}" in text
     assert f"grade {row.explanation['grade']}" in text
-    assert row.why.split(" (+")[0] in text
+    # these MQLs were made by hand (the marketer), short of the definition: the line says so
+    assert row.why.startswith("marked MQL by hand, short of the definition; ")
+    assert row.why in text
     # the countdown runs to the response clock, the nearer of the two
     assert row.next_clock == clocks[ClockKind.RESPONSE]
     assert 'data-open="true"' in text
@@ -219,6 +221,21 @@ def test_the_countdown_of_an_overdue_clock_counts_business_time_only():
     paused = queue.countdown_of(calendar=calendar, due_at=due, now=night)
     assert paused.seconds == -3600 and not paused.open
     assert paused.resumes_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+
+
+def test_why_it_qualified_names_the_rules_with_the_most_points():
+    explanation = {
+        "mql": {"qualifies": True},
+        "fit": {"rules": [{"label": "VP", "points": 20}, {"label": "DE", "points": 5}]},
+        "engagement": {
+            "rules": [
+                {"label": "Demo request", "points": 30.0, "occurrences": 1},
+                {"label": "Webinar", "points": 12.5, "occurrences": 2},
+            ]
+        },
+    }
+    assert queue.why_qualified(explanation) == "Demo request (+30), VP (+20), Webinar ×2 (+12.5)"
+    assert queue.why_qualified(None) == ""
 
 
 def test_a_round_the_clock_calendar_runs_through_midnight():
