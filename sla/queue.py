@@ -39,16 +39,14 @@ class Countdown:
     open: bool
     shift_end: datetime | None
     resumes_at: datetime
-
-    @property
-    def overdue(self) -> bool:
-        return self.seconds < 0
+    # past the due moment; with no open time since (due at a shift's end) the seconds are 0
+    overdue: bool = False
 
     @property
     def text(self) -> str:
         """ "3 h 05 min 09 s left" or "overdue by 2 h 10 min 00 s" (static/js/sla_countdown.js
         writes the same words as it ticks)."""
-        return duration_text(self.seconds)
+        return duration_text(self.seconds, overdue=self.overdue)
 
     @property
     def shift_end_label(self) -> str:
@@ -66,7 +64,9 @@ def moment_label(at: datetime) -> str:
     return date_format(local, "D H:i" if 0 <= days < 6 else "D Y-m-d H:i")
 
 
-def duration_text(seconds: int) -> str:
+def duration_text(seconds: int, *, overdue: bool = False) -> str:
+    if overdue and seconds == 0:
+        return "overdue"
     left = abs(seconds)
     hours, rest = divmod(left, 3600)
     minutes, secs = divmod(rest, 60)
@@ -182,8 +182,8 @@ def countdown_of(*, calendar: Calendar, due_at: datetime, now: datetime) -> Coun
         seconds = -int(calendar.between(due_at, now).total_seconds())
     if calendar.is_open(now):
         shift_end = _open_until(calendar, now)
-        return Countdown(seconds, True, shift_end, calendar.next_open(shift_end))
-    return Countdown(seconds, False, None, calendar.next_open(now))
+        return Countdown(seconds, True, shift_end, calendar.next_open(shift_end), now >= due_at)
+    return Countdown(seconds, False, None, calendar.next_open(now), now >= due_at)
 
 
 def _number(value: float | int) -> str:

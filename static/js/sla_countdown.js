@@ -15,7 +15,8 @@
     return (n < 10 ? "0" : "") + n;
   }
 
-  function words(seconds) {
+  function words(seconds, overdue) {
+    if (overdue && seconds === 0) return "overdue";
     var left = Math.abs(seconds);
     var text =
       Math.floor(left / 3600) + " h " + pad(Math.floor((left % 3600) / 60)) + " min " +
@@ -29,8 +30,9 @@
       var end = Date.parse(el.dataset.shiftEnd);
       var ran = Math.floor((Math.min(now, end) - loaded) / 1000);
       var left = parseInt(el.dataset.seconds, 10) - ran;
-      el.querySelector(".countdown-time").textContent = words(left);
-      el.classList.toggle("overdue", left < 0);
+      var overdue = left < 0 || el.dataset.overdue === "true";
+      el.querySelector(".countdown-time").textContent = words(left, overdue);
+      el.classList.toggle("overdue", overdue);
       if (now < end) return true;
       // the shift is over: business time stands still until the next one
       el.dataset.open = "false";

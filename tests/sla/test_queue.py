@@ -221,6 +221,10 @@ def test_the_countdown_of_an_overdue_clock_counts_business_time_only():
     paused = queue.countdown_of(calendar=calendar, due_at=due, now=night)
     assert paused.seconds == -3600 and not paused.open
     assert paused.resumes_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+    # due at the shift's end and looked at that night: no business time since, but overdue
+    at_end = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
+    late = queue.countdown_of(calendar=calendar, due_at=at_end, now=night)
+    assert (late.seconds, late.overdue, late.text) == (0, True, "overdue")
 
 
 def test_why_it_qualified_names_the_rules_with_the_most_points():
@@ -413,7 +417,7 @@ def test_the_manager_sees_every_queue_unassigned_mqls_and_clocks_at_risk(
     assert set(row_ids(text, "team")) == {fresh.pk, late.pk}
     at_risk = text.split('id="at-risk"')[1].split('id="unassigned"')[0]
     assert late.display_name in at_risk and fresh.display_name not in at_risk
-    assert "Breached" in at_risk and "overdue by" in at_risk
+    assert "Breached" in at_risk and "overdue" in at_risk  # "overdue by …" in working hours
     block = text.split('id="unassigned"')[1].split("rep-queue")[0]
     assert unassigned.display_name in block
     assert f'href="/leads/{unassigned.pk}/#assign"' in block
