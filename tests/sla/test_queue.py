@@ -434,6 +434,23 @@ def test_marketing_sees_the_team_read_only(client, rep, sales_manager, marketer)
     assert "Accept</button>" not in text and "Reject this MQL" not in text
 
 
+def test_a_sales_manager_or_admin_may_act_on_any_reps_lead_from_the_team_view(
+    client, rep, sales_manager, admin_user, marketer
+):
+    lead = mql_assigned_to(rep, sales_manager, marketer)
+    other = mql_assigned_to(rep, sales_manager, marketer)
+    text = get(client, admin_user)
+    assert set(row_ids(text, "team")) == {lead.pk, other.pk}
+    assert f'action="/sla/queue/{lead.pk}/accept/"' in text
+    client.force_login(sales_manager)
+    client.post(reverse("sla_queue:touch", args=[lead.pk]), {"kind": "call"})
+    client.force_login(admin_user)
+    client.post(reverse("sla_queue:accept", args=[other.pk]))
+    dispatch()
+    assert Touchpoint.objects.filter(lead=lead, kind="call").exists()
+    assert Lead.objects.get(pk=other.pk).stage == Stage.SAL
+
+
 def test_the_queue_is_for_team_members_only(client, outsider):
     client.force_login(outsider)
     assert client.get(URL).status_code == 403
