@@ -177,6 +177,8 @@ def main() -> None:
     )
 
     # 3. starting clocks through assignment
+    if not args.assign:
+        return
     SlaClock.objects.filter(lead_id__gte=10_000_000).delete()
     leads = Lead.objects.bulk_create(
         Lead(email=f"mql{i}@bench.example", stage=Stage.MQL) for i in range(args.assign)
