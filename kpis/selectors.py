@@ -14,11 +14,16 @@ an MQL of W47 accepted in W48 counts as accepted in W47. The acceptance rate is 
 still move. Pipeline created counts in the period a lead entered "opportunity", with the deal value
 of that move. Won customers count in the period of their `lead.won` event.
 
+Cohort (sales' follow-up): an acceptance counts in the period of its `lead.accepted` event (a lead
+accepted twice counts twice), with the sales attempts (`touchpoint.recorded`, sales, a call, sales
+email or meeting) on the lead in the D days from that instant; it is due once those D days are over.
+
 Filters `source_id` and `campaign_id` are the lead's current source and campaign; events of a
 merged duplicate (whose row is gone) have neither and drop out when a filter is given.
 """
 
 import math
+import statistics
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -28,6 +33,8 @@ from django.db.models import (
     Count,
     DateTimeField,
     DecimalField,
+    ExpressionWrapper,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
@@ -35,10 +42,10 @@ from django.db.models import (
     Sum,
 )
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Coalesce
 
 from alignment.lib.errors import DomainError
-from leads.models import EventType, LeadEvent, Reason, ReasonKind, Stage
+from leads.models import FIRST_TOUCH_KINDS, EventType, LeadEvent, Reason, ReasonKind, Stage
 from sla.clocks.models import ClockKind, ClockStatus, SlaClock
 
 # --- periods -------------------------------------------------------------------------------------
@@ -341,7 +348,7 @@ def won_customers(
     return totals["n"], total, customers
 
 
-# --- sales: response within the SLA, speed-to-lead, breaches, open clocks ---------------------
+# --- sales: response within the SLA, speed-to-lead, breaches, open clocks, follow-up ---------
 
 
 def _response_clocks(*, period: Period, rep_id: int | None) -> QuerySet[SlaClock]:
@@ -491,3 +498,65 @@ def sla_clocks_open(*, at: datetime, rep_id: int | None = None) -> list[RepOpenC
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Followup:
+    accepted: int  # acceptances in the period
+    due: int  # their follow-up window has ended by `now`
+    kept: int  # due, with at least the attempts committed
+    open: int  # window not ended yet
+    kept_so_far: int  # open, with the attempts committed already
+    share: float | None  # kept / due, percent
+    median_attempts: float | None  # over the due ones
+
+
+def followup_attainment(
+    *, period: Period, attempts: int, days: int, now: datetime, rep_id: int | None = None
+) -> Followup:
+    """Acceptances in the period (by `rep_id`, the rep who accepted, when given) and how many
+    had `attempts` sales attempts within `days` of the acceptance; one query."""
+    window = timedelta(days=days)
+    tries = (
+        LeadEvent.objects.filter(
+            type=EventType.TOUCHPOINT_RECORDED,
+            lead_id=OuterRef("lead_id"),
+            payload__sales=True,
+            payload__kind__in=sorted(FIRST_TOUCH_KINDS),
+            occurred_at__gte=OuterRef("occurred_at"),
+            occurred_at__lt=ExpressionWrapper(
+                OuterRef("occurred_at") + window, output_field=DateTimeField()
+            ),
+        )
+        # an open window is counted up to now, not beyond
+        .filter(occurred_at__lt=now)
+        .order_by()
+        .values("lead_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    qs = LeadEvent.objects.filter(
+        type=EventType.LEAD_ACCEPTED,
+        occurred_at__gte=period.start,
+        occurred_at__lt=period.end,
+        lead_id__isnull=False,
+    )
+    if rep_id is not None:
+        qs = qs.filter(actor_id=rep_id)
+    rows = list(
+        qs.order_by()
+        .annotate(n=Coalesce(Subquery(tries, output_field=IntegerField()), 0))
+        .values_list("occurred_at", "n")
+    )
+    due = [n for at, n in rows if at + window <= now]
+    still_open = [n for at, n in rows if at + window > now]
+    kept = sum(1 for n in due if n >= attempts)
+    return Followup(
+        accepted=len(rows),
+        due=len(due),
+        kept=kept,
+        open=len(still_open),
+        kept_so_far=sum(1 for n in still_open if n >= attempts),
+        share=round(100 * kept / len(due), 1) if due else None,
+        median_attempts=float(statistics.median(due)) if due else None,
+    )

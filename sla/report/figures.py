@@ -19,8 +19,8 @@ from kpis import selectors
 from kpis.selectors import Period
 from sla.models import Agreement, CommitmentPeriod
 
-# the figures' layout; a template reading an older archive can tell
-FIGURES_VERSION = 1
+# the figures' layout; a template reading an older archive can tell (2: sales' follow-up)
+FIGURES_VERSION = 2
 TREND_WEEKS = 4
 TOP_REASONS = 8
 WON_LISTED = 20
@@ -95,11 +95,21 @@ def review_due(agreement: Agreement, *, today: date) -> bool:
     return agreement.review_date is not None and agreement.review_date < today
 
 
+def _followup(*, agreement: Agreement, period: Period, now: datetime) -> selectors.Followup:
+    return selectors.followup_attainment(
+        period=period,
+        attempts=agreement.followup_attempts,
+        days=agreement.followup_days,
+        now=now,
+    )
+
+
 def _trend(*, agreement: Agreement, week: str, now: datetime, tz: str) -> list[dict]:
     rows = []
     for label in selectors.weeks_back(week, TREND_WEEKS):
         period = selectors.iso_week_period(label, tz=tz).until(now)
         acceptance = selectors.mql_acceptance(period=period)
+        followup = _followup(agreement=agreement, period=period, now=now)
         rows.append(
             {
                 "week": label,
@@ -108,6 +118,9 @@ def _trend(*, agreement: Agreement, week: str, now: datetime, tz: str) -> list[d
                 "acceptance_rate": acceptance.rate,
                 "pipeline": _money(selectors.pipeline_created(period=period).value),
                 "response_share": selectors.sla_response_attainment(period=period).share,
+                # a week's acceptances still within their window count once it has closed
+                "followup_share": followup.share,
+                "followup_due": followup.due,
             }
         )
     return rows
@@ -125,6 +138,7 @@ def report_figures(*, week: str, agreement: Agreement, now: datetime) -> dict:
     response = selectors.sla_response_attainment(period=period)
     speed = selectors.speed_to_lead(period=period)
     open_clocks = selectors.sla_clocks_open(at=now)
+    followup = _followup(agreement=agreement, period=period, now=now)
     won_count, won_value, won = selectors.won_customers(period=period, limit=WON_LISTED)
     reasons = selectors.rejection_reasons_by_source(period=period, limit=TOP_REASONS)
     return {
@@ -147,6 +161,8 @@ def report_figures(*, week: str, agreement: Agreement, now: datetime) -> dict:
             "commitment_period": agreement.commitment_period,
             "response_hours": float(agreement.response_hours),
             "decision_hours": float(agreement.decision_hours),
+            "followup_attempts": agreement.followup_attempts,
+            "followup_days": agreement.followup_days,
             "review_date": agreement.review_date.isoformat() if agreement.review_date else None,
             "review_due": review_due(agreement, today=today),
         },
@@ -154,6 +170,7 @@ def report_figures(*, week: str, agreement: Agreement, now: datetime) -> dict:
             "mqls_received": marketing["mqls_delivered"],
             "response": asdict(response),
             "speed_to_lead": asdict(speed),
+            "followup": asdict(followup),
             "breaches_by_rep": [
                 {**asdict(b), "total": b.total}
                 for b in selectors.sla_breaches_by_rep(period=period)
@@ -228,6 +245,8 @@ def report_context(figures: dict) -> dict:
             "pipeline_text": _number(t["pipeline"]),
             "pipeline_bar": _bar(float(t["pipeline"]), top_pipeline),
             "response_bar": _bar(t["response_share"], 100),
+            # reports archived before version 2 have no follow-up figures
+            "followup_bar": _bar(t.get("followup_share"), 100),
         }
         for t in trend
     ]

@@ -212,3 +212,109 @@ def test_the_campaign_filter_reads_the_leads_campaign():
         move(lead, Stage.OPPORTUNITY, WED47, frm=Stage.SQL, deal_value=value)
     assert selectors.mqls_delivered(period=W47, campaign_id=autumn.pk) == 2
     assert selectors.pipeline_created(period=W47, campaign_id=spring.pk).value == Decimal("100")
+
+
+def touch(lead, at, kind="call", *, sales=True):
+    return event(lead, EventType.TOUCHPOINT_RECORDED, at, kind=kind, sales=sales)
+
+
+def accept(lead, at, by):
+    payload = {"from": Stage.MQL, "to": Stage.SAL}
+    LeadEvent.objects.create(
+        lead=lead, type=EventType.LEAD_STAGE_CHANGED, occurred_at=at, payload=payload, actor=by
+    )
+    LeadEvent.objects.create(
+        lead=lead, type=EventType.LEAD_ACCEPTED, occurred_at=at, payload=payload, actor=by
+    )
+
+
+def followup(*, now, period=W47, rep_id=None):
+    return selectors.followup_attainment(period=period, attempts=3, days=10, now=now, rep_id=rep_id)
+
+
+def test_followup_counts_the_sales_attempts_within_the_days_after_acceptance():
+    rep = RepFactory(username="ann")
+    kept = LeadFactory()
+    accept(kept, WED47, rep)
+    for day in (0, 2, 9):
+        touch(kept, WED47 + timedelta(days=day, hours=1))
+    short = LeadFactory()  # two calls and a note: not kept
+    accept(short, WED47, rep)
+    touch(short, WED47 + timedelta(hours=1))
+    touch(short, WED47 + timedelta(days=1), "sales_email")
+    touch(short, WED47 + timedelta(days=2), "note")
+    late = LeadFactory()  # the third call comes on day 11; a marketing touch and a call before
+    accept(late, WED47, rep)  # the acceptance count for nothing either
+    touch(late, WED47 + timedelta(hours=1), "meeting")
+    touch(late, WED47 + timedelta(days=1))
+    touch(late, WED47 + timedelta(days=3), "web_visit", sales=False)
+    touch(late, WED47 - timedelta(hours=1))
+    touch(late, WED47 + timedelta(days=10, hours=1))
+
+    # ten days after Wednesday's acceptances
+    result = followup(now=WED47 + timedelta(days=10))
+    assert result == selectors.Followup(
+        accepted=3, due=3, kept=1, open=0, kept_so_far=0, share=33.3, median_attempts=2.0
+    )
+    # the week after: nothing accepted
+    assert followup(now=WED47 + timedelta(days=20), period=W48).accepted == 0
+    assert followup(now=WED47 + timedelta(days=20), period=W48).share is None
+
+
+def test_an_acceptance_whose_window_is_still_open_is_not_due_yet():
+    rep = RepFactory(username="ann")
+    early, recent = LeadFactory(), LeadFactory()
+    accept(early, WED47 - timedelta(days=2), rep)  # Monday of W47
+    for hours in (1, 2, 3):
+        touch(early, WED47 - timedelta(days=2) + timedelta(hours=hours))
+    accept(recent, WED47 + timedelta(days=3), rep)  # Saturday of W47
+    for hours in (1, 2, 3):
+        touch(recent, WED47 + timedelta(days=3, hours=hours))
+    # a lead accepted twice counts per acceptance; its second window has only one call
+    accept(early, WED47 + timedelta(days=3), rep)
+    touch(early, WED47 + timedelta(days=3, hours=4))
+
+    # Wednesday of W48: Monday's window is over, Saturday's windows are not
+    result = followup(now=WED47 + timedelta(days=8))
+    assert (result.accepted, result.due, result.kept, result.open, result.kept_so_far) == (
+        3,
+        1,
+        1,
+        2,
+        1,
+    )
+    # Monday's window also holds the call after the second acceptance: 4 attempts
+    assert (result.share, result.median_attempts) == (100.0, 4.0)
+    # a touch after now does not count yet: on Saturday at 12:00 only Monday's window is kept
+    saturday = followup(now=WED47 + timedelta(days=3, hours=2))
+    assert (saturday.due, saturday.open, saturday.kept_so_far) == (0, 3, 1)
+
+
+def test_the_followup_rep_filter_reads_who_accepted():
+    ann, bob = RepFactory(username="ann"), RepFactory(username="bob")
+    for rep, calls in ((ann, 3), (bob, 1), (bob, 4)):
+        lead = LeadFactory()
+        accept(lead, WED47, rep)
+        for n in range(calls):
+            touch(lead, WED47 + timedelta(hours=n + 1))
+    now = WED47 + timedelta(days=11)
+    assert (followup(now=now, rep_id=ann.pk).kept, followup(now=now, rep_id=ann.pk).due) == (1, 1)
+    by_bob = followup(now=now, rep_id=bob.pk)
+    assert (by_bob.accepted, by_bob.kept, by_bob.share, by_bob.median_attempts) == (
+        2,
+        1,
+        50.0,
+        2.5,
+    )
+
+
+def test_followup_costs_one_query_whatever_the_number_of_leads(django_assert_num_queries):
+    rep = RepFactory()
+    for n in range(30):
+        lead = LeadFactory()
+        accept(lead, WED47, rep)
+        for hours in range(n % 5):
+            touch(lead, WED47 + timedelta(hours=hours))
+    with django_assert_num_queries(1):
+        result = followup(now=WED47 + timedelta(days=10))
+    assert (result.accepted, result.due, result.kept) == (30, 30, 12)

@@ -142,6 +142,79 @@ def test_the_figures_of_a_week_by_cohort(history):
     assert figures["agreement"]["review_due"] is False
 
 
+def test_the_report_shows_sales_follow_up_against_the_agreement(
+    history, smtp_server, client, marketer
+):
+    """Three acceptances of W47 by Ann: Monday's two windows (10 days) have closed by Thursday
+    of W48, one with 3 calls, one with a call and a note; Saturday's is open, 3 calls already."""
+    set_agreement(followup_attempts=3, followup_days=10)
+    ann = history["ann"]
+    monday = WED47 - timedelta(days=2)
+    saturday = WED47 + timedelta(days=3)
+    kept, short, recent = (LeadFactory(owner=ann) for _ in range(3))
+    for lead, at in ((kept, monday), (short, monday), (recent, saturday)):
+        LeadEvent.objects.create(
+            lead=lead, type=EventType.LEAD_ACCEPTED, occurred_at=at, payload={}, actor=ann
+        )
+    for lead, at, kinds in (
+        (kept, monday, ("call", "sales_email", "meeting")),
+        (short, monday, ("call", "note")),
+        (recent, saturday, ("call", "call", "call")),
+    ):
+        for day, kind in enumerate(kinds):
+            event(
+                lead, EventType.TOUCHPOINT_RECORDED, at + timedelta(days=day), kind=kind, sales=True
+            )
+    thursday = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+    services.sla_report_send(week=WEEK, now=thursday)
+
+    figures = SlaReport.objects.get().figures
+    assert figures["sales"]["followup"] == {
+        "accepted": 3,
+        "due": 2,
+        "kept": 1,
+        "open": 1,
+        "kept_so_far": 1,
+        "share": 50.0,
+        "median_attempts": 2.0,
+    }
+    assert [t["followup_share"] for t in figures["trend"]] == [None, None, None, 50.0]
+    message = parsed(smtp_server.messages[0])
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert (
+        "- Follow-up (3 attempts within 10 days of acceptance): 50% (1 of 2 accepted leads "
+        "whose window has closed, median 2 attempts; 1 still within their window, 1 with 3 "
+        "already)"
+    ) in text
+    assert "(MQLs / acceptance / pipeline / responded in time / followed up)" in text
+    assert "2026-W47 (16 Nov): 4 / 50% / 2,500 / 75% / 50%" in text
+    client.force_login(marketer)
+    page = client.get(f"/sla/reports/{WEEK}/").content.decode()
+    for part in (html, page):
+        assert "Follow-up: 3 attempts within 10 days of acceptance" in part
+        assert (
+            "1 of 2 accepted leads whose window has closed (median 2 attempts); "
+            "1 still within their window, 1 with 3 already"
+        ) in part
+        assert ">50%</td>" in part
+
+
+def test_an_archive_from_before_the_follow_up_figure_still_renders(history, client, marketer):
+    report = services.sla_report_build(week=WEEK, now=MONDAY_0805)
+    figures = report.figures
+    del figures["sales"]["followup"]
+    for row in figures["trend"]:
+        del row["followup_share"], row["followup_due"]
+    SlaReport.objects.filter(pk=report.pk).update(figures=figures)
+    client.force_login(marketer)
+    page = client.get(f"/sla/reports/{WEEK}/")
+    assert page.status_code == 200 and "Follow" not in page.content.decode()
+    _, text, html = services.sla_report_render(figures=figures)
+    assert "Follow" not in text and "followed up" not in text and "Follow" not in html
+
+
 def test_a_monthly_commitment_is_pro_rated_to_the_week_and_says_so(history):
     set_agreement(commitment_period=CommitmentPeriod.MONTH, mqls_committed=30)
     period = selectors.iso_week_period(WEEK, tz="Europe/Berlin")
