@@ -29,7 +29,7 @@ def test_the_lead_page_shows_its_clocks_with_status_and_business_time(
         assert "Response (first touch)" in clocks and "Decision (accept or reject)" in clocks
         assert 'class="badge clock-met">Met' in clocks
         assert 'class="badge clock-pending">Pending' in clocks
-        assert "business time" in clocks
+        assert "of business time" in clocks
 
 
 def test_a_lead_without_clocks_shows_no_clock_card(client, marketer):
