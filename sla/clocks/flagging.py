@@ -120,7 +120,10 @@ def _claim(now: datetime, limit: int) -> dict[str, list[int]]:
             for step, clock_id in cursor.fetchall():
                 claimed[step].append(clock_id)
         else:
-            for step, (where, _order, _mark) in _STEPS.items():
+            # reassignment first: it sees only clocks breached by an earlier run, as the one
+            # statement on PostgreSQL does (its snapshot is taken before the breaches it makes)
+            for step in ("reassign", "warn", "breach"):
+                where = _STEPS[step][0]
                 condition = [now] * where.count("%s")
                 cursor.execute(_claims_sqlite(step), [now, now, *condition, limit, *condition])
                 claimed[step] = [row[0] for row in cursor.fetchall()]

@@ -248,3 +248,21 @@ def test_the_beat_schedule_flags_every_minute(settings):
     assert entry["task"] == "sla.flag_breaches"
     assert entry["schedule"].minute == set(range(60))
     assert entry["options"]["expires"] < 60
+
+
+def test_a_clock_is_reassigned_only_after_a_run_has_breached_it(
+    rep, other_rep, sales_manager, marketer
+):
+    agreement = agreement_active()
+    type(agreement).objects.filter(pk=agreement.pk).update(reassign_after_hours=Decimal("1"))
+    lead = mql_assigned_to(rep, sales_manager, marketer)
+    rule = AssignmentRuleFactory()
+    PoolMemberFactory(rule=rule, rep=other_rep)
+    response = clocks(lead)[ClockKind.RESPONSE]
+    # the job was down: the first run past the delay breaches (and tells the rep) first
+    first = clocks_flag(now=response.reassign_at)
+    assert response.pk in first.breached and first.reassigned == []
+    second = clocks_flag(now=response.reassign_at)
+    assert second.reassigned == [lead.pk]
+    lead.refresh_from_db()
+    assert lead.owner == other_rep
