@@ -1,16 +1,273 @@
-"""REST plumbing every app shares: domain errors become 400/403 with a readable message."""
+"""REST plumbing every app shares: every error is an RFC 9457 problem (application/problem+json),
+domain errors become 400/403 with a readable message, and nothing under /api/ answers in HTML."""
 
-from rest_framework import status
+import logging
+from http import HTTPStatus
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views import defaults
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from alignment.api_auth import request_api_key
 from alignment.lib.errors import DomainError, PermissionDenied
+from alignment.permissions import Action, can
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemJSONRenderer(JSONRenderer):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem(
+    *, status_code: int, detail: str, instance: str, code: str = "", errors: dict | None = None
+) -> dict:
+    """The one error body: RFC 9457 fields, `code` (a stable word) and field `errors`."""
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(status_code).phrase,
+        "status": status_code,
+        "detail": detail,
+        "instance": instance,
+    }
+    if code:
+        body["code"] = code
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as {"field": [...], "items.3.email": [...]}."""
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for name, value in detail.items():
+            out.update(_flatten(value, f"{prefix}.{name}" if prefix else str(name)))
+        return out
+    if isinstance(detail, list) and any(isinstance(d, dict | list) for d in detail):
+        out = {}
+        for index, value in enumerate(detail):
+            out.update(_flatten(value, f"{prefix}.{index}" if prefix else str(index)))
+        return out
+    messages = detail if isinstance(detail, list) else [detail]
+    return {prefix or "non_field_errors": [str(m) for m in messages]} if messages else {}
+
+
+def _use_problem_renderer(request) -> None:
+    # an error is JSON whatever the client asked for (a browser's text/html included)
+    if request is not None:
+        request.accepted_renderer = ProblemJSONRenderer()
+        request.accepted_media_type = PROBLEM_MEDIA_TYPE
 
 
 def exception_handler(exc, context):
+    request = context.get("request")
+    instance = request.path if request is not None else ""
     if isinstance(exc, PermissionDenied):
-        return Response({"detail": exc.message}, status=status.HTTP_403_FORBIDDEN)
-    if isinstance(exc, DomainError):
-        body = {exc.field: [exc.message]} if exc.field else {"detail": exc.message}
+        exc = exceptions.PermissionDenied(exc.message)
+    elif isinstance(exc, DomainError):
+        _use_problem_renderer(request)
+        errors = {exc.field: [exc.message]} if exc.field else None
+        body = problem(
+            status_code=400, detail=exc.message, instance=instance, code="invalid", errors=errors
+        )
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
-    return drf_exception_handler(exc, context)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    _use_problem_renderer(request)
+    if response is None:
+        # a bug, not the client's fault: logged with its traceback, answered without one
+        logger.exception("Unhandled error in %s", instance, exc_info=exc)
+        body = problem(
+            status_code=500,
+            detail="Something went wrong on our side; it has been logged.",
+            instance=instance,
+            code="server_error",
+        )
+        return Response(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        detail = "The request has invalid fields." if errors else "The request is invalid."
+        code = "invalid"
+    else:
+        errors = None
+        detail = str(exc.detail) if isinstance(exc.detail, str) else "The request failed."
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else ""
+    response.data = problem(
+        status_code=response.status_code,
+        detail=detail,
+        instance=instance,
+        code=code,
+        errors=errors,
+    )
+    return response
+
+
+def server_error(request, *args, **kwargs):
+    """handler500: problem JSON under /api/, Django's own page elsewhere."""
+    if request.path.startswith("/api/"):
+        body = problem(
+            status_code=500,
+            detail="Something went wrong on our side; it has been logged.",
+            instance=request.path,
+            code="server_error",
+        )
+        return JsonResponse(body, status=500, content_type=PROBLEM_MEDIA_TYPE)
+    return defaults.server_error(request, *args, **kwargs)
+
+
+PROBLEM_EXAMPLES = [
+    OpenApiExample(
+        "Wrong or revoked key",
+        value=problem(
+            status_code=401,
+            detail="The API key is wrong or has been revoked.",
+            instance="/api/v1/me/",
+            code="authentication_failed",
+        ),
+        response_only=True,
+        status_codes=["401"],
+    ),
+]
+
+
+class ApiIndexView(APIView):
+    """What the API offers: links to its schema, its docs and its endpoints."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="API index",
+        responses=inline_serializer(
+            "ApiIndex",
+            {
+                "schema": serializers.URLField(),
+                "docs": serializers.URLField(),
+                "endpoints": serializers.DictField(child=serializers.URLField()),
+            },
+        ),
+        examples=[
+            OpenApiExample(
+                "Index",
+                value={
+                    "schema": "https://pipeline.example.com/api/v1/schema/",
+                    "docs": "https://pipeline.example.com/api/v1/docs/",
+                    "endpoints": {"me": "https://pipeline.example.com/api/v1/me/"},
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request):
+        return Response(
+            {
+                "schema": reverse("api-schema", request=request),
+                "docs": reverse("api-docs", request=request),
+                "endpoints": {"me": reverse("api-me", request=request)},
+            }
+        )
+
+
+class _ActingUserSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.CharField()
+
+
+class _KeySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+
+
+class MeSerializer(serializers.Serializer):
+    authentication = serializers.ChoiceField(choices=["api_key", "session"])
+    key = _KeySerializer(allow_null=True, help_text="The key used; null with a session.")
+    user = _ActingUserSerializer(
+        allow_null=True, help_text="Whose role limits the caller; null for a key of its own."
+    )
+    actions = serializers.ListField(
+        child=serializers.CharField(), help_text="What the caller's role allows."
+    )
+
+
+def api_can(request, action: Action) -> bool:
+    """A session or a key acting as a person is held to that person's role; a key of its own
+    only to its scopes, except sign-offs, which need a manager in person (an acting user)."""
+    key = request_api_key(request)
+    if key is not None and key.user_for_permissions() is None:
+        return action not in (Action.SCORING_APPROVE, Action.AGREEMENT_SIGN)
+    return can(request.user, action)
+
+
+class MeView(APIView):
+    """Who the API takes the caller to be; any valid key or a signed-in session."""
+
+    @extend_schema(
+        summary="The calling key or session",
+        responses={200: MeSerializer},
+        examples=[
+            OpenApiExample(
+                "A key acting as a sales rep",
+                value={
+                    "authentication": "api_key",
+                    "key": {"name": "HubSpot sync", "prefix": "Xq3v9LkA", "scopes": ["leads:read"]},
+                    "user": {"username": "rita", "role": "sales_rep"},
+                    "actions": ["view", "lead.create", "lead.edit"],
+                },
+                response_only=True,
+            ),
+            *PROBLEM_EXAMPLES,
+        ],
+    )
+    def get(self, request):
+        key = request_api_key(request)
+        user = key.user_for_permissions() if key is not None else request.user
+        data = {
+            "authentication": "api_key" if key is not None else "session",
+            "key": (
+                {"name": key.name, "prefix": key.prefix, "scopes": key.scopes}
+                if key is not None
+                else None
+            ),
+            "user": ({"username": user.username, "role": user.effective_role} if user else None),
+            "actions": [a.value for a in Action if api_can(request, a)],
+        }
+        return Response(MeSerializer(data).data)
+
+
+@extend_schema(exclude=True)
+class NotFoundView(APIView):
+    """Every unknown URL under /api/v1/ answers a 404 problem, never Django's HTML page."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes: list = []
+
+    def initial(self, request, *args, **kwargs):
+        detail = "There is no such endpoint; GET /api/v1/ lists them."
+        # this catch-all answers before APPEND_SLASH could redirect, so say what was meant
+        if not request.path.endswith("/"):
+            try:
+                match = resolve(request.path + "/")
+            except Resolver404:
+                match = None
+            if match is not None and getattr(match.func, "view_class", None) is not NotFoundView:
+                detail = f"There is no such endpoint; did you mean {request.path}/ ?"
+        raise exceptions.NotFound(detail)

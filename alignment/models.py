@@ -132,3 +132,62 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} → {self.user_id}"
+
+
+API_SCOPES = (
+    "leads:read",
+    "leads:write",
+    "touchpoints:write",
+    "pipeline:write",
+    "scoring:read",
+    "scoring:approve",
+    "sla:read",
+    "kpis:read",
+    "events:read",
+    "webhooks:manage",
+)
+
+
+class ApiKey(models.Model):
+    """A key a CRM sends as `Authorization: Bearer KEY`; only its SHA-256 is stored."""
+
+    name = models.CharField(max_length=100)
+    # the first characters of the key, shown in lists and used to find the row before comparing
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed_key = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    # a key acting as a person is held to that person's role as well as to its scopes
+    as_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="api_keys_acting",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="api_keys_created",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def user_for_permissions(self):
+        """The person whose role limits what this key may do, or None for a key of its own."""
+        return self.as_user

@@ -25,6 +25,7 @@ class Action(StrEnum):
     SCORING_PROPOSE = "scoring.propose"
     SCORING_APPROVE = "scoring.approve"
     AGREEMENT_SIGN = "agreement.sign"
+    API_KEY_MANAGE = "api_key.manage"
 
 
 _M, _MM = Role.MARKETER, Role.MARKETING_MANAGER
@@ -49,6 +50,7 @@ POLICY: dict[Action, frozenset[str]] = {
     Action.SCORING_PROPOSE: frozenset({_M, _MM, Role.ADMIN}),
     Action.SCORING_APPROVE: frozenset({_MM, _SM}),
     Action.AGREEMENT_SIGN: frozenset({_MM, _SM}),
+    Action.API_KEY_MANAGE: frozenset({Role.ADMIN}),
 }
 
 

@@ -37,7 +37,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -259,12 +258,19 @@ OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 300)
 # attributes fine-tuning must never learn from (besides any named post_...), e.g. call_duration
 SCORING_TUNING_EXCLUDE_ATTRIBUTES = env_list("SCORING_TUNING_EXCLUDE_ATTRIBUTES", [])
 
+# requests per key (or per signed-in person) and period: "600/min", "50/s", "10000/hour"
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/min")
 REST_FRAMEWORK = {
+    # integrations send a bearer API key; the dashboard's own calls use the session (with CSRF)
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "alignment.api_auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "alignment.api_auth.ScopePermission",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["alignment.api_auth.ApiKeyThrottle"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "alignment.api.exception_handler",

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from alignment import health, views
+from alignment import api, health, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,6 +20,14 @@ urlpatterns = [
     path(
         "notifications/read-all/", views.notifications_read_all_view, name="notifications_read_all"
     ),
+    path("api-keys/", views.api_keys_page, name="api_keys"),
+    path("api-keys/<int:pk>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
+    path("api/v1/", api.ApiIndexView.as_view(), name="api-index"),
+    path("api/v1/me/", api.MeView.as_view(), name="api-me"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # last: any other URL under /api/ is a 404 problem, not Django's page listing every URL
+    re_path(r"^api/", api.NotFoundView.as_view()),
 ]
+
+handler500 = "alignment.api.server_error"

@@ -24,6 +24,7 @@ EXPECTED = {
     # sign-off is by the two managers in person; an admin account cannot stand in for either team
     Action.SCORING_APPROVE: "010100",
     Action.AGREEMENT_SIGN: "010100",
+    Action.API_KEY_MANAGE: "000010",
 }
 ORDER = ["marketer", "marketing_manager", "rep", "sales_manager", "admin", "outsider"]
 
