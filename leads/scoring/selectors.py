@@ -6,7 +6,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from alignment.models import Role, User
+from alignment.models import User
+from alignment.signoff import approval_state
 from leads.models import Lead, ScoreSnapshot, ScoringModel, Touchpoint
 from leads.scoring.compiled import compiled_model, scoring_model_active
 from leads.scoring.engagement import decay
@@ -187,7 +188,6 @@ OTHER_TITLE = "Warning: this proposal was not shown to be better than the versio
 OTHER_RISK = (
     "Approving it is allowed, but it was not shown to rank leads better than the version in force."
 )
-APPROVING_SIDES = {Role.MARKETING_MANAGER: "marketing", Role.SALES_MANAGER: "sales"}
 
 
 def scoring_model_diff(*, model: ScoringModel) -> tuple[dict, ScoringModel | None]:
@@ -314,8 +314,6 @@ def scoring_model_signoff(*, model: ScoringModel, by: User) -> dict:
     active = ScoringModel.objects.filter(status=ModelStatus.ACTIVE).first()
     diff, diff_base = scoring_model_diff(model=model)
     preview, preview_stale = scoring_model_preview(model=model)
-    approvals = list(model.approvals.select_related("by"))
-    sides = {a.role for a in approvals} | {by.effective_role}
     empty = {"added": [], "removed": [], "changed": []}
     fit, engagement = diff.get("fit_rules") or empty, diff.get("engagement_rules") or empty
     rules = {
@@ -333,7 +331,5 @@ def scoring_model_signoff(*, model: ScoringModel, by: User) -> dict:
         "verdict": scoring_model_verdict(model=model, active=active),
         "preview": preview,
         "preview_stale": preview_stale,
-        "approvals": approvals,
-        "activates": sides >= set(APPROVING_SIDES),
-        "waiting_for": [Role(role).label.lower() for role in APPROVING_SIDES if role not in sides],
+        **approval_state(model, by),
     }
