@@ -191,3 +191,28 @@ class ApiKey(models.Model):
     def user_for_permissions(self):
         """The person whose role limits what this key may do, or None for a key of its own."""
         return self.as_user
+
+
+class IdempotentRequest(models.Model):
+    """A POST sent with an `Idempotency-Key` header and the answer it got, kept 24 hours so that
+    a retry gets the first answer instead of doing the work twice."""
+
+    # who sent it ("key:12" or "user:3"): two clients may use the same key string
+    caller = models.CharField(max_length=40)
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body.")
+    # null while the first request is still running
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    location = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["caller", "key"], name="idempotent_request_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} ({self.key})"

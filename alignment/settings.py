@@ -209,6 +209,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=20, hour=3),
         "options": {"expires": 3600},
     },
+    # answers kept for Idempotency-Key retries are forgotten after 24 hours
+    "idempotency-prune": {
+        "task": "alignment.idempotency_prune",
+        "schedule": crontab(minute=40),
+        "options": {"expires": 3600},
+    },
     # a rescore whose worker died or whose message the broker lost is queued again (runs resume
     # from their last batch; a run still in progress is claimed and left alone)
     "scoring-rescore-resume": {

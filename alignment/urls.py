@@ -20,10 +20,16 @@ urlpatterns = [
     path(
         "notifications/read-all/", views.notifications_read_all_view, name="notifications_read_all"
     ),
+    path("webhooks/", include("alignment.webhooks.urls")),
     path("api-keys/", views.api_keys_page, name="api_keys"),
     path("api-keys/<int:pk>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
     path("api/v1/", api.ApiIndexView.as_view(), name="api-index"),
     path("api/v1/me/", api.MeView.as_view(), name="api-me"),
+    path("api/v1/", include("leads.api.urls")),
+    path("api/v1/scoring/", include("leads.scoring.api")),
+    path("api/v1/sla/", include("sla.api")),
+    path("api/v1/kpis/", include("kpis.api")),
+    path("api/v1/webhooks/", include("alignment.webhooks.api")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # last: any other URL under /api/ is a 404 problem, not Django's page listing every URL

@@ -1,0 +1,1 @@
+"""Signed webhooks out, fed by the lead-event outbox."""
