@@ -133,6 +133,58 @@ def server_error(request, *args, **kwargs):
     return defaults.server_error(request, *args, **kwargs)
 
 
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "An RFC 9457 problem: every error the API answers has this shape.",
+    "properties": {
+        "type": {"type": "string", "example": "about:blank"},
+        "title": {"type": "string", "example": "Bad Request"},
+        "status": {"type": "integer", "example": 400},
+        "detail": {"type": "string", "example": "The request has invalid fields."},
+        "instance": {"type": "string", "example": "/api/v1/leads/"},
+        "code": {"type": "string", "example": "invalid"},
+        "errors": {
+            "type": "object",
+            "description": "Field errors: the field's path (`items.3.email`) to its messages.",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "example": {"email": ["Enter a valid email address."]},
+        },
+    },
+    "required": ["type", "title", "status", "detail", "instance"],
+}
+
+_STANDARD_ERRORS = {
+    "400": "Invalid input: `errors` names each field and what is wrong with it; nothing changed.",
+    "401": "No API key, or a wrong or revoked one (`WWW-Authenticate: Bearer`).",
+    "403": "The key lacks a scope this endpoint needs, or its acting user's role may not do it.",
+    "404": "No such object (or not one the caller may see).",
+    "429": "Too many requests for this key; `Retry-After` says how many seconds to wait.",
+}
+
+
+def problem_responses(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every operation documents the problem answers it can
+    give (400 where it takes input, 404 where its path names an object, 401/403/429 always)."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Problem", PROBLEM_SCHEMA)
+    content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            wanted = ["401", "403", "429"]
+            if operation.get("parameters") or operation.get("requestBody"):
+                wanted.append("400")
+            if "{" in path:
+                wanted.append("404")
+            responses = operation.setdefault("responses", {})
+            for code in sorted(wanted):
+                responses.setdefault(
+                    code, {"description": _STANDARD_ERRORS[code], "content": content}
+                )
+    return result
+
+
 PROBLEM_EXAMPLES = [
     OpenApiExample(
         "Wrong or revoked key",
