@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views import defaults
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
@@ -17,7 +18,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from alignment.api_auth import request_api_key
+from alignment.api_auth import request_api_key, view_scopes
 from alignment.lib.errors import DomainError, PermissionDenied
 from alignment.permissions import Action, can
 
@@ -160,6 +161,23 @@ _STANDARD_ERRORS = {
     "404": "No such object (or not one the caller may see).",
     "429": "Too many requests for this key; `Retry-After` says how many seconds to wait.",
 }
+
+
+class ScopedAutoSchema(AutoSchema):
+    """Each operation says which key scopes it needs: in its description, for people, and as
+    `x-required-scopes`, for tools (and the test that tries every scope on every endpoint)."""
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        scopes = list(view_scopes(self.view, method))
+        operation["x-required-scopes"] = scopes
+        needs = ", ".join(f"`{s}`" for s in scopes) if scopes else "any valid key"
+        text = operation.get("description", "").rstrip()
+        if "Scope" not in text:
+            operation["description"] = f"{text}\n\n**Scope:** {needs}.".lstrip()
+        return operation
 
 
 def problem_responses(result, generator, request, public):

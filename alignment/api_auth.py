@@ -74,18 +74,38 @@ def request_api_key(request) -> ApiKey | None:
     return request.auth if isinstance(request.auth, ApiKey) else None
 
 
+def view_scopes(view, method: str) -> tuple[str, ...]:
+    """The scopes a key needs for this view and method: `required_scopes` on the view (a tuple,
+    or a dict by HTTP method) plus those of any HasScope permission it lists."""
+    method = "GET" if method.upper() == "HEAD" else method.upper()
+    needed = getattr(view, "required_scopes", ())
+    if isinstance(needed, dict):
+        needed = needed.get(method, ())
+    scopes = list(needed)
+    for permission in getattr(view, "permission_classes", ()):
+        scopes += [s for s in getattr(permission, "scopes", ()) if s not in scopes]
+    return tuple(scopes)
+
+
+def _missing(request, scopes) -> list[str]:
+    key = request_api_key(request)
+    if key is None:  # a session: the person's role applies, in the services
+        return []
+    return [s for s in scopes if not key.has_scope(s)]
+
+
 class ScopePermission(permissions.BasePermission):
-    """A key needs every scope the view names in `required_scopes`; a session needs none
-    (the person's role applies, in the services)."""
+    """A key needs every scope the view names in `required_scopes` (a tuple, or a dict by HTTP
+    method: `{"GET": ("leads:read",), "POST": ("leads:write",)}`); a session needs none."""
 
     message = "This API key lacks a scope this endpoint needs."
 
     def has_permission(self, request, view) -> bool:
-        key = request_api_key(request)
-        if key is None:
-            return True
         needed = getattr(view, "required_scopes", ())
-        missing = [s for s in needed if not key.has_scope(s)]
+        if isinstance(needed, dict):
+            method = "GET" if request.method == "HEAD" else request.method
+            needed = needed.get(method, ())
+        missing = _missing(request, needed)
         if missing:
             self.message = f"This API key lacks the scope(s): {', '.join(missing)}."
             return False
@@ -95,17 +115,17 @@ class ScopePermission(permissions.BasePermission):
 def HasScope(*scopes: str) -> type[permissions.BasePermission]:  # noqa: N802 (reads as a class)
     """`permission_classes = [IsAuthenticated, HasScope("leads:read")]`."""
 
-    class _HasScope(ScopePermission):
+    class _HasScope(permissions.BasePermission):
+        message = "This API key lacks a scope this endpoint needs."
+
         def has_permission(self, request, view) -> bool:
-            key = request_api_key(request)
-            if key is None:
-                return True
-            missing = [s for s in scopes if not key.has_scope(s)]
+            missing = _missing(request, scopes)
             if missing:
                 self.message = f"This API key lacks the scope(s): {', '.join(missing)}."
                 return False
             return True
 
+    _HasScope.scopes = scopes
     _HasScope.__name__ = f"HasScope({', '.join(scopes)})"
     return _HasScope
 
