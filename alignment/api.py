@@ -1,12 +1,14 @@
 """REST plumbing every app shares: every error is an RFC 9457 problem (application/problem+json),
 domain errors become 400/403 with a readable message, and nothing under /api/ answers in HTML."""
 
+import functools
 import logging
+import re
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, URLResolver, get_resolver, resolve
 from django.views import defaults
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
@@ -218,6 +220,26 @@ PROBLEM_EXAMPLES = [
 ]
 
 
+def _walk(patterns, prefix: str = ""):
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern).lstrip("^").rstrip("$")
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, route)
+        elif (pattern.name or "").startswith("api-"):
+            yield pattern.name, route
+
+
+@functools.cache
+def api_routes() -> list[tuple[str, str]]:
+    """Every named endpoint under /api/v1/ as (name without "api-", "/api/v1/leads/{pk}/")."""
+    found = []
+    for name, route in _walk(get_resolver().url_patterns):
+        if name in ("api-index", "api-schema", "api-docs") or not route.startswith("api/v1/"):
+            continue
+        found.append((name.removeprefix("api-"), "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)))
+    return found
+
+
 class ApiIndexView(APIView):
     """What the API offers: links to its schema, its docs and its endpoints."""
 
@@ -250,7 +272,9 @@ class ApiIndexView(APIView):
             {
                 "schema": reverse("api-schema", request=request),
                 "docs": reverse("api-docs", request=request),
-                "endpoints": {"me": reverse("api-me", request=request)},
+                "endpoints": {
+                    name: request.build_absolute_uri(route) for name, route in api_routes()
+                },
             }
         )
 
