@@ -24,6 +24,8 @@ from sla.selectors import agreement_active
 READ_SCOPE = "kpis:read"
 WEEK = re.compile(r"\d{4}-W\d{2}")
 MONTH = re.compile(r"\d{4}-\d{2}")
+# the calendar's arithmetic (a trend of weeks back, the next month) stays inside datetime's range
+FIRST_YEAR, LAST_YEAR = 1900, 2999
 
 
 class NoAgreement(exceptions.APIException):
@@ -37,8 +39,9 @@ class NoAgreement(exceptions.APIException):
 
 class _PeriodQuery(serializers.Serializer):
     period = serializers.CharField(
+        required=False,
         help_text="An ISO week (2026-W47) in the agreement's time zone; the marketing figures "
-        "also take a month (2026-11). Default: the current week."
+        "also take a month (2026-11). Default: the week of `at`.",
     )
     at = AwareDateTimeField(
         required=False,
@@ -55,11 +58,15 @@ class _PeriodQuery(serializers.Serializer):
                 "Write an ISO week like 2026-W47"
                 + (" or a month like 2026-11." if self.months else ".")
             )
+        if not FIRST_YEAR <= int(value[:4]) <= LAST_YEAR:
+            raise serializers.ValidationError(f"Give a year from {FIRST_YEAR} to {LAST_YEAR}.")
         return value
 
     def validate_at(self, value):
         if value > timezone.now():
             raise serializers.ValidationError("Give a time that is not in the future.")
+        if value.year < FIRST_YEAR:
+            raise serializers.ValidationError(f"Give a time from {FIRST_YEAR} on.")
         return value
 
 
@@ -72,12 +79,12 @@ def _query(request, serializer_class: type[_PeriodQuery]) -> tuple[Agreement, st
     agreement = agreement_active()
     if agreement is None:
         raise NoAgreement()
-    now = timezone.now()
-    data = {"period": selectors.iso_week_of(now, tz=agreement_timezone(agreement))}
-    data.update({k: request.query_params[k] for k in ("period", "at") if k in request.query_params})
-    query = serializer_class(data=data)
+    params = {k: request.query_params[k] for k in ("period", "at") if k in request.query_params}
+    query = serializer_class(data=params)
     query.is_valid(raise_exception=True)
-    return agreement, query.validated_data["period"], query.validated_data.get("at", now)
+    at = query.validated_data.get("at") or timezone.now()
+    period = query.validated_data.get("period")
+    return agreement, period or selectors.iso_week_of(at, tz=agreement_timezone(agreement)), at
 
 
 def _period(label: str, *, tz: str) -> Period:
@@ -374,7 +381,9 @@ class SummaryView(_KpiView):
         "breaches and open clocks by rep; a four-week trend; the customers won. Built by the "
         "report's own function, so the API and the report agree. Scope: `kpis:read`.",
         parameters=[
-            OpenApiParameter("period", str, description="ISO week, e.g. 2026-W47 (default: now)."),
+            OpenApiParameter(
+                "period", str, description="ISO week, e.g. 2026-W47 (default: the week of `at`)."
+            ),
             _AT,
         ],
         responses={200: SummarySerializer},
@@ -399,7 +408,7 @@ class MarketingView(_KpiView):
         "other unit). Scope: `kpis:read`.",
         parameters=[
             OpenApiParameter(
-                "period", str, description="2026-W47 or 2026-11 (default: the current week)."
+                "period", str, description="2026-W47 or 2026-11 (default: the week of `at`)."
             ),
             _AT,
         ],

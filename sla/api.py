@@ -29,6 +29,7 @@ from sla.selectors import agreement_active, agreement_history, agreement_summary
 READ_SCOPE = "sla:read"
 CLOCK_PAGE_SIZE = 50
 CLOCK_MAX_PAGE_SIZE = 500
+MAX_ID = 2**63 - 1
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -380,8 +381,8 @@ class SlaClockSerializer(serializers.ModelSerializer):
 
 
 class ClockFilterSerializer(serializers.Serializer):
-    lead = serializers.IntegerField(required=False, min_value=1)
-    owner = serializers.IntegerField(required=False, min_value=1)
+    lead = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    owner = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     status = serializers.ListField(
         child=serializers.ChoiceField(choices=ClockStatus.choices), required=False
     )
@@ -414,6 +415,16 @@ class ClockCursorPagination(CursorPagination):
     page_size = CLOCK_PAGE_SIZE
     page_size_query_param = "page_size"
     max_page_size = CLOCK_MAX_PAGE_SIZE
+    invalid_cursor_message = "This cursor is not one a page of clocks gave; start without it."
+
+    def decode_cursor(self, request):
+        # a cursor the client altered is bad input (400), not a missing page (404)
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError(
+                {self.cursor_query_param: [self.invalid_cursor_message]}
+            ) from None
 
 
 CLOCK_EXAMPLE = {

@@ -160,6 +160,8 @@ def test_clocks_filter_by_lead_owner_status_kind_running_and_due_time(clocks):
         ("kind", "lunch"),
         ("lead", "abc"),
         ("running", "perhaps"),
+        ("owner", str(2**70)),
+        ("cursor", "not-a-cursor"),
     ],
 )
 def test_a_bad_filter_is_a_400_field_error(clocks, param, value):
