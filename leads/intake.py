@@ -3,6 +3,7 @@ email) and updates of a lead's own fields. Both lock the row, write only what di
 event, rescore, and make a lead that now meets the MQL definition an MQL.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -114,8 +115,14 @@ def _clean_changes(data: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def _apply(lead: Lead, clean: dict[str, Any]) -> dict[str, list[Any]]:
-    """Set the values that differ on `lead`; returns {field: [old, new]} of what changed."""
+def _apply(
+    lead: Lead,
+    clean: dict[str, Any],
+    *,
+    campaign_by_utm: Callable[[str], Campaign | None] = campaign_for_utm,
+) -> dict[str, list[Any]]:
+    """Set the values that differ on `lead`; returns {field: [old, new]} of what changed.
+    `campaign_by_utm` finds a UTM link's campaign (a bulk writer passes a preloaded lookup)."""
     changes: dict[str, list[Any]] = {}
     for attname, value in clean.items():
         if attname == "attributes":
@@ -131,7 +138,7 @@ def _apply(lead: Lead, clean: dict[str, Any]) -> dict[str, list[Any]]:
             setattr(lead, attname, value)
     # a lead from a campaign's UTM link belongs to that campaign
     if lead.campaign_id is None and lead.utm_campaign and "utm_campaign" in changes:
-        campaign = campaign_for_utm(lead.utm_campaign)
+        campaign = campaign_by_utm(lead.utm_campaign)
         if campaign is not None:
             changes["campaign"] = [None, campaign.pk]
             lead.campaign_id = campaign.pk
@@ -182,6 +189,20 @@ def _save_changes(
     qualify_if_crossing(lead=locked, update=lead_score_refresh(locked=locked, now=at))
 
 
+def intake_keys(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Pop and check the keys intake matches on: (email, external id), at least one of them."""
+    email = normalise_email(data.pop("email", None))
+    external_id = (str(data.pop("external_id", "") or "")).strip() or None
+    if email is None and external_id is None:
+        raise DomainError("A lead needs an email or an external id.", field="email")
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise DomainError(f"“{email}” is not a valid email address.", field="email") from None
+    return email, external_id
+
+
 @dataclass
 class IntakeResult:
     lead: Lead
@@ -199,15 +220,7 @@ def lead_intake(*, data: dict[str, Any], by: User | None = None, system: str = "
     elif not system:
         raise DomainError("A lead change needs a person or a named system.")
     data = dict(data)
-    email = normalise_email(data.pop("email", None))
-    external_id = (str(data.pop("external_id", "") or "")).strip() or None
-    if email is None and external_id is None:
-        raise DomainError("A lead needs an email or an external id.", field="email")
-    if email:
-        try:
-            validate_email(email)
-        except ValidationError:
-            raise DomainError(f"“{email}” is not a valid email address.", field="email") from None
+    email, external_id = intake_keys(data)
     clean = _clean_changes(data)
     now = timezone.now()
     lead = _find_locked(email=email, external_id=external_id)
