@@ -11,12 +11,11 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from alignment.lib.errors import DomainError
 from kpis import selectors
 from kpis.selectors import Period
-from sla.api import AwareDateTimeField, require_team_member
+from sla.api.common import AwareDateTimeField, TeamReadView
 from sla.models import Agreement
 from sla.report.figures import agreement_timezone, marketing_figures, report_figures
 from sla.selectors import agreement_active
@@ -364,12 +363,8 @@ _AT = OpenApiParameter(
 )
 
 
-class _KpiView(APIView):
+class _KpiView(TeamReadView):
     required_scopes = (READ_SCOPE,)
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        require_team_member(request)
 
 
 class SummaryView(_KpiView):

@@ -14,7 +14,6 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import exceptions, serializers
-from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from alignment.api import PROBLEM_EXAMPLES, api_can, problem
@@ -25,7 +24,7 @@ from leads.scoring import services
 from leads.scoring.models import ModelOrigin, ModelStatus, ScoringApproval, ScoringModel
 from leads.scoring.tasks import scoring_preview
 from leads.scoring.views import APPROVERS_ONLY
-from sla.api import AwareDateTimeField, require_team_member
+from sla.api.common import AwareDateTimeField, TeamReadView
 
 logger = logging.getLogger(__name__)
 
@@ -165,12 +164,8 @@ VERSION_EXAMPLE = {
 STATUSES = [s.value for s in ModelStatus]
 
 
-class _ScoringView(GenericAPIView):
+class _ScoringView(TeamReadView):
     required_scopes = (READ_SCOPE,)
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        require_team_member(request)
 
 
 class VersionListView(_ScoringView):

@@ -1,12 +1,6 @@
-"""The alignment agreement and the SLA clocks over REST (read only, scope `sla:read`).
+"""The alignment agreement over REST: the version in force and every version (`sla:read`)."""
 
-Signing an agreement stays on the agreement pages: the API's scopes have none for it."""
-
-from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from django.urls import path
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -14,46 +8,16 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import exceptions, serializers
-from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from alignment.api import PROBLEM_EXAMPLES, api_can
+from alignment.api import PROBLEM_EXAMPLES
 from alignment.lib.business_time import Calendar, CalendarError
-from alignment.permissions import Action
 from alignment.signoff import VersionStatus
-from sla.clocks.models import ClockKind, ClockStatus, SlaClock
+from sla.api.common import TeamReadView
 from sla.models import Agreement
 from sla.selectors import agreement_active, agreement_history, agreement_summary, calendar_words
 
 READ_SCOPE = "sla:read"
-CLOCK_PAGE_SIZE = 50
-CLOCK_MAX_PAGE_SIZE = 500
-MAX_ID = 2**63 - 1
-
-
-class AwareDateTimeField(serializers.DateTimeField):
-    """ISO 8601 with an offset; a time without one is refused rather than guessed."""
-
-    default_error_messages = {
-        "naive": "Give the time with its offset (2026-11-18T09:00:00+01:00 or ...Z).",
-    }
-
-    def to_internal_value(self, value):
-        parsed = parse_datetime(value) if isinstance(value, str) else None
-        if parsed is not None and timezone.is_naive(parsed):
-            self.fail("naive")
-        return super().to_internal_value(value)
-
-
-def require_team_member(request) -> None:
-    """Reading is for team members: a session or a key acting as someone without a team role
-    is refused; a key of its own is held to its scopes only."""
-    if not api_can(request, Action.VIEW):
-        raise exceptions.PermissionDenied("Your role may not read this; ask an admin for a role.")
-
-
-# --- agreement --------------------------------------------------------------------------------
 
 
 class AgreementScoringModelSerializer(serializers.Serializer):
@@ -256,15 +220,8 @@ AGREEMENT_EXAMPLE = {
 }
 
 
-class _SlaReadView(GenericAPIView):
+class AgreementActiveView(TeamReadView):
     required_scopes = (READ_SCOPE,)
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        require_team_member(request)
-
-
-class AgreementActiveView(_SlaReadView):
     """The agreement in force."""
 
     @extend_schema(
@@ -286,7 +243,8 @@ class AgreementActiveView(_SlaReadView):
         return Response(AgreementSerializer(agreement).data)
 
 
-class AgreementListView(_SlaReadView):
+class AgreementListView(TeamReadView):
+    required_scopes = (READ_SCOPE,)
     queryset = Agreement.objects.none()
     serializer_class = AgreementSerializer
 
@@ -325,7 +283,9 @@ class AgreementListView(_SlaReadView):
         return self.get_paginated_response(AgreementSerializer(page, many=True).data)
 
 
-class AgreementDetailView(_SlaReadView):
+class AgreementDetailView(TeamReadView):
+    required_scopes = (READ_SCOPE,)
+
     @extend_schema(
         summary="One version of the agreement",
         description="Scope: `sla:read`.",
@@ -336,181 +296,3 @@ class AgreementDetailView(_SlaReadView):
     )
     def get(self, request, pk: int):
         return Response(AgreementSerializer(get_object_or_404(agreement_history(), pk=pk)).data)
-
-
-# --- clocks -----------------------------------------------------------------------------------
-
-
-class SlaClockOwnerSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    username = serializers.CharField()
-
-
-class SlaClockSerializer(serializers.ModelSerializer):
-    """One promise on one lead: respond (or decide) by `due_at`, counted in business hours."""
-
-    lead = serializers.IntegerField(source="lead_id")
-    agreement = serializers.IntegerField(source="agreement_id")
-    kind = serializers.ChoiceField(choices=ClockKind.choices)
-    status = serializers.ChoiceField(choices=ClockStatus.choices)
-    owner = SlaClockOwnerSerializer(allow_null=True)
-    running = serializers.BooleanField(help_text="Not ended yet (pending, warned or breached).")
-
-    class Meta:
-        model = SlaClock
-        fields = (
-            "id",
-            "lead",
-            "kind",
-            "status",
-            "running",
-            "owner",
-            "agreement",
-            "started_at",
-            "warn_at",
-            "due_at",
-            "ended_at",
-            "met_at",
-            "cancel_reason",
-            "business_seconds",
-            "warned_at",
-            "breached_at",
-            "reassign_at",
-            "reassigned_at",
-        )
-
-
-class ClockFilterSerializer(serializers.Serializer):
-    lead = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
-    owner = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
-    status = serializers.ListField(
-        child=serializers.ChoiceField(choices=ClockStatus.choices), required=False
-    )
-    kind = serializers.ChoiceField(choices=ClockKind.choices, required=False)
-    running = serializers.BooleanField(required=False, allow_null=True, default=None)
-    due_before = AwareDateTimeField(required=False)
-    due_after = AwareDateTimeField(required=False)
-
-    def filter(self, queryset: QuerySet[SlaClock]) -> QuerySet[SlaClock]:
-        data = self.validated_data
-        if "lead" in data:
-            queryset = queryset.filter(lead_id=data["lead"])
-        if "owner" in data:
-            queryset = queryset.filter(owner_id=data["owner"])
-        if data.get("status"):
-            queryset = queryset.filter(status__in=data["status"])
-        if "kind" in data:
-            queryset = queryset.filter(kind=data["kind"])
-        if data.get("running") is not None:
-            queryset = queryset.filter(ended_at__isnull=data["running"])
-        if "due_before" in data:
-            queryset = queryset.filter(due_at__lt=data["due_before"])
-        if "due_after" in data:
-            queryset = queryset.filter(due_at__gte=data["due_after"])
-        return queryset
-
-
-class ClockCursorPagination(CursorPagination):
-    ordering = ("due_at", "id")
-    page_size = CLOCK_PAGE_SIZE
-    page_size_query_param = "page_size"
-    max_page_size = CLOCK_MAX_PAGE_SIZE
-    invalid_cursor_message = "This cursor is not one a page of clocks gave; start without it."
-
-    def decode_cursor(self, request):
-        # a cursor the client altered is bad input (400), not a missing page (404)
-        try:
-            return super().decode_cursor(request)
-        except exceptions.NotFound:
-            raise exceptions.ValidationError(
-                {self.cursor_query_param: [self.invalid_cursor_message]}
-            ) from None
-
-
-CLOCK_EXAMPLE = {
-    "id": 812,
-    "lead": 4411,
-    "kind": "response",
-    "status": "warned",
-    "running": True,
-    "owner": {"id": 12, "username": "rita"},
-    "agreement": 3,
-    "started_at": "2026-11-18T09:12:00Z",
-    "warn_at": "2026-11-18T12:12:00Z",
-    "due_at": "2026-11-18T13:12:00Z",
-    "ended_at": None,
-    "met_at": None,
-    "cancel_reason": "",
-    "business_seconds": None,
-    "warned_at": "2026-11-18T12:13:00Z",
-    "breached_at": None,
-    "reassign_at": None,
-    "reassigned_at": None,
-}
-
-
-class ClockListView(_SlaReadView):
-    queryset = SlaClock.objects.none()
-    serializer_class = SlaClockSerializer
-    pagination_class = ClockCursorPagination
-
-    @extend_schema(
-        summary="SLA clocks",
-        description="The SLA clocks (first touch and decision, one per promise on a lead), most "
-        "urgent first (by due time), with cursor pagination: follow `next`. `status` may be "
-        "repeated (`?status=pending&status=warned`); `running=true` keeps the clocks not ended "
-        "yet. Times are ISO 8601 with an offset; a time without one is refused. "
-        "Scope: `sla:read`.",
-        parameters=[
-            OpenApiParameter("lead", int, description="Clocks of this lead id."),
-            OpenApiParameter("owner", int, description="Clocks owned by this user id."),
-            OpenApiParameter(
-                "status",
-                enum=[s.value for s in ClockStatus],
-                many=True,
-                explode=True,
-                description="One or more statuses.",
-            ),
-            OpenApiParameter("kind", enum=[k.value for k in ClockKind]),
-            OpenApiParameter("running", bool, description="Only running (or ended) clocks."),
-            OpenApiParameter(
-                "due_before", str, description="Due strictly before this time (with offset)."
-            ),
-            OpenApiParameter("due_after", str, description="Due at or after this time."),
-        ],
-        responses={200: SlaClockSerializer(many=True)},
-        examples=[
-            OpenApiExample(
-                "Clocks",
-                value={
-                    "next": "https://pipeline.example.com/api/v1/sla/clocks/?cursor=cD0yMDI2",
-                    "previous": None,
-                    "results": [CLOCK_EXAMPLE],
-                },
-                response_only=True,
-            )
-        ]
-        + PROBLEM_EXAMPLES,
-        tags=["sla"],
-    )
-    def get(self, request):
-        params = {
-            key: request.query_params.getlist(key)
-            if key == "status"
-            else request.query_params.get(key)
-            for key in ClockFilterSerializer().fields
-            if key in request.query_params
-        }
-        filters = ClockFilterSerializer(data=params)
-        filters.is_valid(raise_exception=True)
-        queryset = filters.filter(SlaClock.objects.select_related("owner"))
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(SlaClockSerializer(page, many=True).data)
-
-
-urlpatterns = [
-    path("agreement/", AgreementActiveView.as_view(), name="api-sla-agreement"),
-    path("agreements/", AgreementListView.as_view(), name="api-sla-agreements"),
-    path("agreements/<int:pk>/", AgreementDetailView.as_view(), name="api-sla-agreement-detail"),
-    path("clocks/", ClockListView.as_view(), name="api-sla-clocks"),
-]

@@ -1,0 +1,38 @@
+"""What every read endpoint of the API shares: times with an offset, and reads for team members."""
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework import exceptions, serializers
+from rest_framework.generics import GenericAPIView
+
+from alignment.api import api_can
+from alignment.permissions import Action
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 with an offset; a time without one is refused rather than guessed."""
+
+    default_error_messages = {
+        "naive": "Give the time with its offset (2026-11-18T09:00:00+01:00 or ...Z).",
+    }
+
+    def to_internal_value(self, value):
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if parsed is not None and timezone.is_naive(parsed):
+            self.fail("naive")
+        return super().to_internal_value(value)
+
+
+def require_team_member(request) -> None:
+    """Reading is for team members: a session or a key acting as someone without a team role
+    is refused; a key of its own is held to its scopes only."""
+    if not api_can(request, Action.VIEW):
+        raise exceptions.PermissionDenied("Your role may not read this; ask an admin for a role.")
+
+
+class TeamReadView(GenericAPIView):
+    """A read endpoint: the view's `required_scopes` for a key, a team role for a person."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        require_team_member(request)
