@@ -26,6 +26,7 @@ class Action(StrEnum):
     SCORING_APPROVE = "scoring.approve"
     AGREEMENT_SIGN = "agreement.sign"
     API_KEY_MANAGE = "api_key.manage"
+    WEBHOOKS_MANAGE = "webhooks.manage"
 
 
 _M, _MM = Role.MARKETER, Role.MARKETING_MANAGER
@@ -51,6 +52,7 @@ POLICY: dict[Action, frozenset[str]] = {
     Action.SCORING_APPROVE: frozenset({_MM, _SM}),
     Action.AGREEMENT_SIGN: frozenset({_MM, _SM}),
     Action.API_KEY_MANAGE: frozenset({Role.ADMIN}),
+    Action.WEBHOOKS_MANAGE: frozenset({Role.ADMIN}),
 }
 
 

@@ -243,6 +243,12 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"outcome": "accepted"},
         "options": {"expires": 6 * 3600},
     },
+    # webhook deliveries whose retry is due (or whose kick after commit was lost) are queued
+    "webhooks-retry-due": {
+        "task": "webhooks.retry_due",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 55},
+    },
 }
 # What reacts to which lead event after commit: event type -> dotted paths of reactions, each
 # called with the LeadEvent by the outbox dispatcher (leads.events), once per event.
@@ -257,7 +263,13 @@ OUTBOX_REACTIONS: dict[str, list[str]] = {
     "lead.stage_changed": ["sla.clocks.services.clock_reaction"],
     "lead.merged": ["sla.clocks.services.clock_reaction"],
     "touchpoint.recorded[sales]": ["sla.clocks.services.clock_reaction"],
+    # every event type: one signed webhook delivery per subscribed endpoint (alignment.webhooks)
+    "*": ["alignment.webhooks.services.webhooks_reaction"],
 }
+# webhooks may reach private and loopback addresses (always allowed with DEBUG); off in production
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+# an endpoint is disabled once this many of its deliveries in a row have failed every attempt
+WEBHOOKS_DISABLE_AFTER = env_int("WEBHOOKS_DISABLE_AFTER", 5)
 HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 180)
 # /health/ reports "degraded" when an undispatched outbox entry is older than this
 OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 300)

@@ -78,9 +78,11 @@ def json_value(value: Any) -> Any:
 def reactions_for(event_type: str, payload: dict | None = None) -> tuple[str, ...]:
     """The reactions settings name for an event: those of its type, and those of `type[flag]`
     when the payload's `flag` is true ("touchpoint.recorded[sales]": only sales touches, so that
-    ten million marketing touches queue nothing for a reaction that ignores them)."""
+    ten million marketing touches queue nothing for a reaction that ignores them), and those of
+    "*" (every type)."""
     reactions = settings.OUTBOX_REACTIONS
     names = list(reactions.get(event_type, ()))
+    names += [name for name in reactions.get("*", ()) if name not in names]
     for key, flagged in reactions.items():
         flag = key[len(event_type) + 1 : -1]
         if key.startswith(event_type + "[") and key.endswith("]") and (payload or {}).get(flag):
