@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
     extend_schema_field,
+    extend_schema_view,
 )
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -24,7 +25,7 @@ from leads.scoring import services
 from leads.scoring.models import ModelOrigin, ModelStatus, ScoringApproval, ScoringModel
 from leads.scoring.tasks import scoring_preview
 from leads.scoring.views import APPROVERS_ONLY
-from sla.api.common import AwareDateTimeField, TeamReadView
+from sla.api.common import AwareDateTimeField, SignOffApprovalSerializer, TeamReadView
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +46,6 @@ def versions():
 
 
 # --- representation ---------------------------------------------------------------------------
-
-
-class ScoringApprovalSerializer(serializers.Serializer):
-    by = serializers.CharField(source="by.username")
-    role = serializers.CharField(help_text="marketing_manager or sales_manager")
-    note = serializers.CharField()
-    at = serializers.DateTimeField()
 
 
 class ScoringThresholdsSerializer(serializers.Serializer):
@@ -81,7 +75,7 @@ class ScoringVersionSerializer(serializers.ModelSerializer):
     rules = ScoringRulesSerializer(source="*")
     thresholds = ScoringThresholdsSerializer(source="*")
     diff_summary = serializers.SerializerMethodField()
-    approvals = ScoringApprovalSerializer(many=True)
+    approvals = SignOffApprovalSerializer(many=True)
 
     class Meta:
         model = ScoringModel
@@ -262,17 +256,17 @@ class ActiveVersionView(_ScoringView):
 # --- sign-off ---------------------------------------------------------------------------------
 
 
-class NoteSerializer(serializers.Serializer):
+class ScoringNoteSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class SendBackSerializer(serializers.Serializer):
+class ScoringSendBackSerializer(serializers.Serializer):
     note = serializers.CharField(
         allow_blank=True, max_length=2000, help_text="Why it goes back (required)."
     )
 
 
-class ApproveSerializer(NoteSerializer):
+class ScoringApproveSerializer(ScoringNoteSerializer):
     read_at = AwareDateTimeField(
         help_text="The version's `updated_at` as you read it: a version withdrawn, edited or "
         "proposed again since is refused, so nobody approves what they have not read."
@@ -329,93 +323,92 @@ def _sign_off_schema(summary: str, description: str, request):
 
 
 class _SignOffView(_ScoringView):
+    """One step of the sign-off: the role check the pages make, the body, the service."""
+
     required_scopes = (APPROVE_SCOPE,)
-    body = NoteSerializer
+    body = ScoringNoteSerializer
+    # who may: the pages' permission and their sentence; whether a key acting as nobody may
+    action = Action.SCORING_APPROVE
+    refusal = APPROVERS_ONLY
+    system_may = False
 
     def sign(self, model: ScoringModel, person, data: dict) -> None:
         raise NotImplementedError
 
-    def refuse_if_not_allowed(self, request, person) -> None:
-        raise NotImplementedError
-
-    def handle(self, request, pk: int) -> Response:
+    @idempotent
+    def post(self, request, pk: int):
         model = get_object_or_404(ScoringModel, pk=pk)
         person = _person(request)
-        self.refuse_if_not_allowed(request, person)
+        if person is None and not self.system_may:
+            raise exceptions.PermissionDenied(NEEDS_A_PERSON)
+        if not api_can(request, self.action):
+            raise exceptions.PermissionDenied(self.refusal)
         body = self.body(data=request.data)
         body.is_valid(raise_exception=True)
         self.sign(model, person, body.validated_data)
         return Response(ScoringVersionDetailSerializer(get_object_or_404(versions(), pk=pk)).data)
 
 
-class _ApproverView(_SignOffView):
-    def refuse_if_not_allowed(self, request, person) -> None:
-        if person is None:
-            raise exceptions.PermissionDenied(NEEDS_A_PERSON)
-        if not api_can(request, Action.SCORING_APPROVE):
-            raise exceptions.PermissionDenied(APPROVERS_ONLY)
-
-
+@extend_schema_view(
+    post=_sign_off_schema(
+        "Propose a draft for sign-off",
+        "The draft is frozen and waits for a marketing manager's and a sales manager's "
+        "approval. Marketing (or an admin) proposes; a key acting as nobody proposes as "
+        "`api:<key name>`.",
+        ScoringNoteSerializer,
+    )
+)
 class ProposeView(_SignOffView):
-    def refuse_if_not_allowed(self, request, person) -> None:
-        if not api_can(request, Action.SCORING_PROPOSE):
-            raise exceptions.PermissionDenied(EDITORS_ONLY)
+    action = Action.SCORING_PROPOSE
+    refusal = EDITORS_ONLY
+    system_may = True
 
     def sign(self, model, person, data) -> None:
         system = "" if person is not None else f"api:{request_api_key(self.request).name}"[:50]
         services.scoring_model_propose(model=model, by=person, system=system, note=data["note"])
         _queue_preview(model)
 
-    @_sign_off_schema(
-        "Propose a draft for sign-off",
-        "The draft is frozen and waits for a marketing manager's and a sales manager's "
-        "approval. Marketing (or an admin) proposes; a key acting as nobody proposes as "
-        "`api:<key name>`.",
-        NoteSerializer,
+
+@extend_schema_view(
+    post=_sign_off_schema(
+        "Withdraw a proposal",
+        "Marketing takes a proposal back to draft; approvals given so far are dropped.",
+        ScoringNoteSerializer,
     )
-    @idempotent
-    def post(self, request, pk: int):
-        return self.handle(request, pk)
-
-
+)
 class WithdrawView(_SignOffView):
-    def refuse_if_not_allowed(self, request, person) -> None:
-        if person is None:
-            raise exceptions.PermissionDenied(NEEDS_A_PERSON)
-        if not api_can(request, Action.SCORING_PROPOSE):
-            raise exceptions.PermissionDenied(EDITORS_ONLY)
+    action = Action.SCORING_PROPOSE
+    refusal = EDITORS_ONLY
 
     def sign(self, model, person, data) -> None:
         services.scoring_model_withdraw(model=model, by=person, note=data["note"])
 
-    @_sign_off_schema(
-        "Withdraw a proposal",
-        "Marketing takes a proposal back to draft; approvals given so far are dropped.",
-        NoteSerializer,
+
+@extend_schema_view(
+    post=_sign_off_schema(
+        "Send a proposal back",
+        "A marketing or sales manager declines a proposal, saying why; it returns to draft.",
+        ScoringSendBackSerializer,
     )
-    @idempotent
-    def post(self, request, pk: int):
-        return self.handle(request, pk)
-
-
-class SendBackView(_ApproverView):
-    body = SendBackSerializer
+)
+class SendBackView(_SignOffView):
+    body = ScoringSendBackSerializer
 
     def sign(self, model, person, data) -> None:
         services.scoring_model_send_back(model=model, by=person, note=data["note"])
 
-    @_sign_off_schema(
-        "Send a proposal back",
-        "A marketing or sales manager declines a proposal, saying why; it returns to draft.",
-        SendBackSerializer,
+
+@extend_schema_view(
+    post=_sign_off_schema(
+        "Approve a proposal",
+        "One manager's approval (a marketing manager and a sales manager, one each). The "
+        "second side's approval puts the version in force, retires the previous one and "
+        "queues a full rescore, as on the pages.",
+        ScoringApproveSerializer,
     )
-    @idempotent
-    def post(self, request, pk: int):
-        return self.handle(request, pk)
-
-
-class ApproveView(_ApproverView):
-    body = ApproveSerializer
+)
+class ApproveView(_SignOffView):
+    body = ScoringApproveSerializer
 
     def sign(self, model, person, data) -> None:
         services.scoring_model_approve(
@@ -424,17 +417,6 @@ class ApproveView(_ApproverView):
         model.refresh_from_db(fields=["status"])
         if model.status == ModelStatus.PROPOSED:
             _queue_preview(model)
-
-    @_sign_off_schema(
-        "Approve a proposal",
-        "One manager's approval (a marketing manager and a sales manager, one each). The "
-        "second side's approval puts the version in force, retires the previous one and "
-        "queues a full rescore, as on the pages.",
-        ApproveSerializer,
-    )
-    @idempotent
-    def post(self, request, pk: int):
-        return self.handle(request, pk)
 
 
 urlpatterns = [

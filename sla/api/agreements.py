@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from alignment.api import PROBLEM_EXAMPLES
 from alignment.lib.business_time import Calendar, CalendarError
 from alignment.signoff import VersionStatus
-from sla.api.common import TeamReadView
+from sla.api.common import SignOffApprovalSerializer, TeamReadView
 from sla.models import Agreement
 from sla.selectors import agreement_active, agreement_history, agreement_summary, calendar_words
 
@@ -27,13 +27,6 @@ class AgreementScoringModelSerializer(serializers.Serializer):
     status = serializers.CharField()
     mql_total = serializers.IntegerField()
     mql_fit = serializers.IntegerField()
-
-
-class AgreementApprovalSerializer(serializers.Serializer):
-    by = serializers.CharField(source="by.username")
-    role = serializers.CharField(help_text="marketing_manager or sales_manager")
-    note = serializers.CharField()
-    at = serializers.DateTimeField()
 
 
 class AgreementWordsSerializer(serializers.Serializer):
@@ -66,7 +59,7 @@ class AgreementSerializer(serializers.ModelSerializer):
     marketing = serializers.SerializerMethodField()
     calendar = serializers.SerializerMethodField()
     escalation = serializers.SerializerMethodField()
-    approvals = AgreementApprovalSerializer(many=True)
+    approvals = SignOffApprovalSerializer(many=True)
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
     in_words = serializers.SerializerMethodField()
 

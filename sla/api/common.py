@@ -1,4 +1,5 @@
-"""What every read endpoint of the API shares: times with an offset, and reads for team members."""
+"""What the API's read endpoints share: times with an offset, reads for team members only, and
+how a sign-off's approval reads."""
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -28,6 +29,15 @@ def require_team_member(request) -> None:
     is refused; a key of its own is held to its scopes only."""
     if not api_can(request, Action.VIEW):
         raise exceptions.PermissionDenied("Your role may not read this; ask an admin for a role.")
+
+
+class SignOffApprovalSerializer(serializers.Serializer):
+    """One manager's approval of a signed version (a scoring model, an agreement)."""
+
+    by = serializers.CharField(source="by.username")
+    role = serializers.CharField(help_text="marketing_manager or sales_manager")
+    note = serializers.CharField()
+    at = serializers.DateTimeField()
 
 
 class TeamReadView(GenericAPIView):

@@ -5,37 +5,24 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
-from alignment.api_keys import api_key_create
 from kpis import selectors
 from leads.models import Stage
 from sla.clocks.models import ClockKind, ClockStatus
 from sla.report.figures import agreement_timezone, marketing_figures, report_figures
 from sla.report.services import sla_report_build
 from sla.selectors import agreement_active
-from tests.alignment.test_api_keys import assert_problem, bearer
+from tests.alignment.test_api_keys import _clear_throttle_cache, assert_problem  # noqa: F401
 from tests.factories import LeadFactory, RepFactory, SourceFactory, UserFactory
 from tests.kpis.test_selectors import WED47, clock, move
+from tests.sla.test_api_sla import client
 
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/v1/kpis"
 # the Monday after W47 (and its month): the week is over, the month is not
 AT = datetime(2026, 11, 30, 8, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def _clear_throttle_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-def client(*scopes: str, as_user=None):
-    _, raw = api_key_create(name="crm", scopes=list(scopes), as_user=as_user)
-    return bearer(raw)
 
 
 def history(copies: int = 1) -> None:

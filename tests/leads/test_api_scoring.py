@@ -2,33 +2,20 @@
 approve with `scoring:approve` and the roles of the scoring pages, through the one sign-off."""
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from alignment.api_keys import api_key_create
 from leads.models import ScoringApproval, ScoringModel, ScoringModelEvent
 from leads.scoring import services as scoring
 from leads.scoring.models import ModelAction, ModelStatus, RunKind, ScoringRun
 from leads.scoring.rules import spec_of
 from leads.scoring.views import APPROVERS_ONLY
-from tests.alignment.test_api_keys import assert_problem, bearer
+from tests.alignment.test_api_keys import _clear_throttle_cache, assert_problem  # noqa: F401
 from tests.factories import UserFactory
+from tests.sla.test_api_sla import client
 
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/v1/scoring"
-
-
-@pytest.fixture(autouse=True)
-def _clear_throttle_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-def client(*scopes: str, as_user=None):
-    _, raw = api_key_create(name="crm", scopes=list(scopes), as_user=as_user)
-    return bearer(raw)
 
 
 def active_version() -> ScoringModel:

@@ -4,13 +4,18 @@ and cursor pagination, all with `sla:read`."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.cache import cache
 
 from alignment.api_keys import api_key_create
 from sla import agreements
 from sla.clocks.models import ClockKind, ClockStatus, SlaClock
 from sla.selectors import agreement_active, agreement_summary, calendar_words
-from tests.alignment.test_api_keys import assert_problem, bearer
+
+# the autouse throttle reset of the key tests: a fresh budget per test
+from tests.alignment.test_api_keys import (  # noqa: F401
+    _clear_throttle_cache,
+    assert_problem,
+    bearer,
+)
 from tests.factories import LeadFactory, RepFactory, UserFactory
 from tests.kpis.test_selectors import clock
 
@@ -20,14 +25,8 @@ BASE = "/api/v1/sla"
 MON = datetime(2026, 11, 16, 9, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def _clear_throttle_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def client(*scopes: str, as_user=None):
+    """A client calling with a new key (of its own, or acting as `as_user`)."""
     _, raw = api_key_create(name="crm", scopes=list(scopes), as_user=as_user)
     return bearer(raw)
 
