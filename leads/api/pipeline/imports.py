@@ -17,12 +17,14 @@ from alignment.api import PROBLEM_EXAMPLES, api_can
 from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from alignment.lib.errors import PermissionDenied
 from alignment.permissions import Action
-from leads.api.pipeline.moves import api_actor
+from leads.api.leads import api_actor
+from leads.api.pipeline.moves import idempotency_responses
 from leads.importing import services
 from leads.importing.forms import DELIMITER_CHOICES, ENCODING_CHOICES, ImportForm
 from leads.importing.views import _queue as import_job_queue
 from leads.importing.views import job_status
 from leads.models import ImportJob, ImportStatus
+from sla.api.common import require_team_member
 
 
 class ImportRequestSerializer(serializers.Serializer):
@@ -127,7 +129,7 @@ class ImportListView(APIView):
         "fail the job: they are counted and listed by row number.\n\nScope: `leads:write`.",
         parameters=[IDEMPOTENCY_PARAMETER],
         request={"multipart/form-data": ImportRequestSerializer},
-        responses={202: ImportJobSerializer},
+        responses={202: ImportJobSerializer, **idempotency_responses()},
         examples=[
             OpenApiExample(
                 "Queued",
@@ -140,7 +142,7 @@ class ImportListView(APIView):
     )
     @idempotent
     def post(self, request):
-        by, _ = api_actor(request)
+        by = api_actor(request)["by"]
         if by is None or not api_can(request, Action.LEAD_IMPORT):
             raise PermissionDenied(
                 "Importing leads is for marketing: use a key created --as-user a marketer, a "
@@ -181,8 +183,7 @@ class ImportDetailView(APIView):
         examples=[OpenApiExample("Done", value=JOB_EXAMPLE, response_only=True), *PROBLEM_EXAMPLES],
     )
     def get(self, request, pk: int):
-        if not api_can(request, Action.VIEW):
-            raise PermissionDenied("Your role may not read imports.")
+        require_team_member(request)
         job = get_object_or_404(ImportJob.objects.select_related("created_by"), pk=pk)
         return Response(_job_data(request, job))
 

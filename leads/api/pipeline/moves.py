@@ -19,12 +19,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alignment.api import PROBLEM_EXAMPLES, PROBLEM_MEDIA_TYPE, api_can, problem
-from alignment.api_auth import request_api_key
+from alignment.api import PROBLEM_EXAMPLES, PROBLEM_MEDIA_TYPE, problem
 from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from alignment.lib.errors import DomainError, PermissionDenied
 from alignment.models import User
-from alignment.permissions import Action
+from leads.api.leads import api_actor
 from leads.api.serializers import LEAD_RELATED, LeadSerializer
 from leads.lifecycle import (
     ALLOWED_MOVES,
@@ -35,6 +34,7 @@ from leads.lifecycle import (
 )
 from leads.models import Lead, Reason, ReasonKind, Stage, StageChange
 from leads.routing import lead_assign
+from sla.api.common import require_team_member
 
 # the API's names for the moves of leads.lifecycle.ALLOWED_MOVES: one per target stage
 TRANSITIONS: dict[str, str] = {
@@ -51,21 +51,6 @@ TRANSITIONS: dict[str, str] = {
 # what a key acting as nobody may do: marketing automation nurtures and qualifies; accepting,
 # rejecting, progressing and recycling are decisions of a person in sales (or a manager)
 SYSTEM_TRANSITIONS = ("nurture", "qualify")
-SYSTEM_NAME_LENGTH = 50  # StageChange.by_system, LeadEvent.system
-
-
-def api_actor(request) -> tuple[User | None, str]:
-    """Who acts: the signed-in person or the key's acting user, or (a key of its own) nobody
-    and the named system `api:<key name>`."""
-    key = request_api_key(request)
-    if key is not None and key.user_for_permissions() is None:
-        return None, f"api:{key.name}"[:SYSTEM_NAME_LENGTH]
-    return request.user, ""
-
-
-def _require_view(request) -> None:
-    if not api_can(request, Action.VIEW):
-        raise PermissionDenied("Your role may not read leads.")
 
 
 def reasons_by_stage(reasons: list[Reason]) -> dict[str, list[Reason]]:
@@ -202,9 +187,18 @@ class AssignmentResultSerializer(serializers.Serializer):
     )
 
 
-def _conflict_response(description: str) -> dict:
+def idempotency_responses(conflict: str = "") -> dict:
+    """The problem answers of an `@idempotent` POST (and of a conflict of its own)."""
     return {
-        (409, PROBLEM_MEDIA_TYPE): OpenApiResponse(OpenApiTypes.OBJECT, description=description)
+        (409, PROBLEM_MEDIA_TYPE): OpenApiResponse(
+            OpenApiTypes.OBJECT,
+            description=(f"{conflict} Or: " if conflict else "")
+            + "a request with this Idempotency-Key is still being processed.",
+        ),
+        (422, PROBLEM_MEDIA_TYPE): OpenApiResponse(
+            OpenApiTypes.OBJECT,
+            description="This Idempotency-Key was used with a different request body.",
+        ),
     }
 
 
@@ -291,13 +285,13 @@ class LeadTransitionsView(APIView):
         ],
     )
     def get(self, request, pk: int):
-        _require_view(request)
+        require_team_member(request)
         lead = _lead_for(pk)
-        by, system = api_actor(request)
+        actor = api_actor(request)
         data = {
             "lead": lead.pk,
             "stage": lead.stage,
-            "moves": available_moves(lead=lead, by=by, system=system),
+            "moves": available_moves(lead=lead, **actor),
         }
         return Response(AvailableMovesSerializer(data).data)
 
@@ -317,7 +311,7 @@ class LeadTransitionsView(APIView):
         request=TransitionRequestSerializer,
         responses={
             200: TransitionResultSerializer,
-            **_conflict_response("The lead's stage does not allow this move; nothing changed."),
+            **idempotency_responses("The lead's stage does not allow this move; nothing changed."),
         },
         examples=[
             OpenApiExample("Win", value=TRANSITION_EXAMPLE, request_only=True),
@@ -364,9 +358,9 @@ class LeadTransitionsView(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         lead = _lead_for(pk)
-        by, system = api_actor(request)
+        actor = api_actor(request)
         action = data["action"]
-        if by is None and action not in SYSTEM_TRANSITIONS:
+        if actor["by"] is None and action not in SYSTEM_TRANSITIONS:
             raise PermissionDenied(
                 f"A key acting as nobody may not {action.replace('_', ' ')} a lead: that is a "
                 "sales decision. Create the key --as-user the person who decides "
@@ -377,8 +371,7 @@ class LeadTransitionsView(APIView):
                 lead_move(
                     lead=lead,
                     to=TRANSITIONS[action],
-                    by=by,
-                    system=system,
+                    **actor,
                     reason=data.get("reason") or None,
                     note=data.get("note", ""),
                     deal_value=data.get("deal_value"),
@@ -420,7 +413,7 @@ class LeadAssignmentView(APIView):
         "current owner, or to someone outside sales, is a 400.\n\nScope: `pipeline:write`.",
         parameters=[IDEMPOTENCY_PARAMETER],
         request=AssignmentRequestSerializer,
-        responses={200: AssignmentResultSerializer},
+        responses={200: AssignmentResultSerializer, **idempotency_responses()},
         examples=[
             OpenApiExample(
                 "Reassign", value={"owner": "rita", "note": "Covers DACH"}, request_only=True
@@ -448,7 +441,7 @@ class LeadAssignmentView(APIView):
         body = AssignmentRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         lead = _lead_for(pk)
-        by, _ = api_actor(request)
+        by = api_actor(request)["by"]
         if by is None:
             raise PermissionDenied(
                 "Reassigning a lead is a sales manager's decision: use a key created --as-user "
@@ -518,7 +511,7 @@ class ReasonListView(APIView):
         ],
     )
     def get(self, request):
-        _require_view(request)
+        require_team_member(request)
         kind = request.query_params.get("kind", "")
         action = request.query_params.get("action", "")
         errors = {}
