@@ -303,6 +303,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # one name per enum where several models share a field name
+    "ENUM_NAME_OVERRIDES": {
+        "VersionStatusEnum": "alignment.signoff.VersionStatus",
+        "SlaClockStatusEnum": "sla.clocks.models.ClockStatus",
+        "SlaClockKindEnum": "sla.clocks.models.ClockKind",
+        "ScoringOriginEnum": "leads.scoring.models.ModelOrigin",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "alignment.api.problem_responses",

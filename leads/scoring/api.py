@@ -2,8 +2,6 @@
 through the sign-off (scope `scoring:approve`) with the same services, roles and sentences as
 the scoring pages. Drafts are written and edited on the pages, not here."""
 
-import logging
-
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.urls import path
@@ -23,11 +21,9 @@ from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from alignment.permissions import Action
 from leads.scoring import services
 from leads.scoring.models import ModelOrigin, ModelStatus, ScoringApproval, ScoringModel
-from leads.scoring.tasks import scoring_preview
+from leads.scoring.tasks import scoring_preview_queue
 from leads.scoring.views import APPROVERS_ONLY
 from sla.api.common import AwareDateTimeField, SignOffApprovalSerializer, TeamReadView
-
-logger = logging.getLogger(__name__)
 
 READ_SCOPE = "scoring:read"
 APPROVE_SCOPE = "scoring:approve"
@@ -279,14 +275,6 @@ def _person(request):
     return key.user_for_permissions() if key is not None else request.user
 
 
-def _queue_preview(model: ScoringModel) -> None:
-    # the count of new MQLs and grade moves that the pages' approval confirmation shows
-    try:
-        scoring_preview.delay(model.pk)
-    except Exception:  # the broker is down: the page offers to count again
-        logger.warning("Could not queue the preview of %s", model, exc_info=True)
-
-
 def _sign_off_schema(summary: str, description: str, request):
     refused = problem(
         status_code=403,
@@ -366,7 +354,7 @@ class ProposeView(_SignOffView):
     def sign(self, model, person, data) -> None:
         system = "" if person is not None else f"api:{request_api_key(self.request).name}"[:50]
         services.scoring_model_propose(model=model, by=person, system=system, note=data["note"])
-        _queue_preview(model)
+        scoring_preview_queue(model.pk)
 
 
 @extend_schema_view(
@@ -416,7 +404,7 @@ class ApproveView(_SignOffView):
         )
         model.refresh_from_db(fields=["status"])
         if model.status == ModelStatus.PROPOSED:
-            _queue_preview(model)
+            scoring_preview_queue(model.pk)
 
 
 urlpatterns = [

@@ -35,6 +35,17 @@ def scoring_preview(model_id: int) -> None:
     services.scoring_model_preview_record(model_id=model_id)
 
 
+def scoring_preview_queue(model_id: int) -> bool:
+    """Queue the count (the pages and the API, after a propose); False when the broker is down,
+    for the page to offer counting again."""
+    try:
+        scoring_preview.delay(model_id)
+    except Exception:
+        logger.warning("Could not queue the preview of scoring model %s", model_id, exc_info=True)
+        return False
+    return True
+
+
 @shared_task(name="leads.scoring_runs_resume", ignore_result=True)
 def scoring_runs_resume() -> None:
     """Re-queue rescores that nobody works on (a worker died, or the broker lost the message)."""

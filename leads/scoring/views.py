@@ -15,7 +15,7 @@ from alignment.permissions import Action, can
 from leads.scoring import selectors, services
 from leads.scoring.forms import DraftForm
 from leads.scoring.models import ModelStatus, ScoringModel
-from leads.scoring.tasks import scoring_preview
+from leads.scoring.tasks import scoring_preview_queue
 
 APPROVERS_ONLY = (
     "You may not approve scoring model versions: a marketing manager and a sales manager sign "
@@ -126,7 +126,7 @@ def scoring_model_decide(request, pk: int, action: str):
         return render(request, "leads/scoring/model.html", context, status=400)
     model.refresh_from_db()
     if model.status == ModelStatus.PROPOSED:
-        _queue_preview(model)
+        scoring_preview_queue(model.pk)
     messages.success(request, f"{model} {done}; it is now {model.get_status_display()}.")
     return redirect("leads:scoring_model", pk=pk)
 
@@ -153,7 +153,7 @@ def scoring_model_approve(request, pk: int):
             else:
                 model.refresh_from_db()
                 if model.status == ModelStatus.PROPOSED:
-                    _queue_preview(model)
+                    scoring_preview_queue(model.pk)
                 messages.success(
                     request, f"{model} approved; it is now {model.get_status_display()}."
                 )
@@ -179,14 +179,6 @@ def _approve_page(request, model: ScoringModel, form: ApproveForm, status: int =
     return render(request, "leads/scoring/approve.html", context, status=status)
 
 
-def _queue_preview(model: ScoringModel) -> bool:
-    try:
-        scoring_preview.delay(model.pk)
-    except Exception:  # the broker is down: the page says the count is not there yet
-        return False
-    return True
-
-
 @team_member_required
 @require_POST
 def scoring_model_preview(request, pk: int):
@@ -194,7 +186,7 @@ def scoring_model_preview(request, pk: int):
     model = get_object_or_404(
         ScoringModel, pk=pk, status__in=(ModelStatus.DRAFT, ModelStatus.PROPOSED)
     )
-    if _queue_preview(model):
+    if scoring_preview_queue(model.pk):
         messages.success(request, "Counting the leads this version would qualify; reload soon.")
     else:
         messages.error(request, "The task queue is not reachable right now; try again later.")
