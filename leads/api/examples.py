@@ -10,13 +10,13 @@ LEAD_INPUT_EXAMPLE = {
     "company_size": 240,
     "industry": "Software",
     "country": "DE",
-    "source": "google_ads",
-    "campaign": 12,
     "utm_source": "google",
     "utm_medium": "cpc",
     "utm_campaign": "spring-launch",
     "attributes": {"crm_segment": "mid_market", "employees_reported": 240},
 }
+# `source` (a source key) and `campaign` (an id) name rows set up in the app: {"source":
+# "google_ads", "campaign": 12} where those exist
 
 LEAD_PATCH_EXAMPLE = {"title": "VP Operations", "company_size": 300}
 

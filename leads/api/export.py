@@ -13,8 +13,14 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from alignment.lib.csv_safe import csv_lines
@@ -73,6 +79,16 @@ class CSVRenderer(BaseRenderer):
         return data
 
 
+class _NoFormatOverride:
+    URL_FORMAT_OVERRIDE = None
+
+
+class AcceptOnlyNegotiation(DefaultContentNegotiation):
+    """The file is CSV whatever `?format=` says: only the Accept header is negotiated."""
+
+    settings = _NoFormatOverride
+
+
 def _rows(qs) -> Iterator[tuple]:
     for row in qs.iterator(chunk_size=CHUNK_SIZE):
         attributes = row[_ATTRIBUTES]
@@ -91,6 +107,7 @@ class LeadExportView(GenericAPIView):
 
     required_scopes = ("leads:read",)
     renderer_classes = [CSVRenderer, JSONRenderer]
+    content_negotiation_class = AcceptOnlyNegotiation
     filterset_class = LeadFilter
     filter_backends = [DjangoFilterBackend]
     queryset = Lead.objects.none()
@@ -106,6 +123,7 @@ class LeadExportView(GenericAPIView):
         "an apostrophe, so that a spreadsheet shows it instead of running it. Bad filters are a "
         "400 problem (JSON), as on the list. Scope: `leads:read`.",
         filters=True,
+        parameters=[OpenApiParameter("format", exclude=True)],
         responses={
             (200, "text/csv"): OpenApiResponse(
                 response=OpenApiTypes.STR,

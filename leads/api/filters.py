@@ -8,6 +8,8 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 from django_filters.utils import translate_validation
+from drf_spectacular.utils import extend_schema_field
+from rest_framework.exceptions import ValidationError
 
 from leads.api.pagination import Keyset
 from leads.api.serializers import LEAD_RELATED
@@ -47,6 +49,7 @@ class AwareDateTimeField(forms.Field):
         return parsed
 
 
+@extend_schema_field({"type": "string", "format": "date-time"})
 class AwareDateTimeFilter(django_filters.Filter):
     field_class = AwareDateTimeField
 
@@ -66,6 +69,10 @@ class MultipleStageField(forms.Field):
         return list(dict.fromkeys(stages))
 
 
+_STAGE = f"({'|'.join(Stage.values)})"
+
+
+@extend_schema_field({"type": "string", "pattern": f"^{_STAGE}(,{_STAGE})*$"})
 class StageFilter(django_filters.Filter):
     field_class = MultipleStageField
 
@@ -84,6 +91,7 @@ class IdField(forms.IntegerField):
         super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 class IdFilter(django_filters.NumberFilter):
     field_class = IdField
 
@@ -102,6 +110,7 @@ class OwnerField(forms.Field):
         return int(text)
 
 
+@extend_schema_field({"type": "string", "pattern": r"^([1-9][0-9]{0,17}|none)$"})
 class OwnerFilter(django_filters.Filter):
     field_class = OwnerField
 
@@ -123,9 +132,7 @@ class LeadFilter(django_filters.FilterSet):
         field_name="source__key", help_text="A source key, e.g. `google_ads`."
     )
     campaign = IdFilter(field_name="campaign_id", help_text="A campaign id.")
-    grade = django_filters.CharFilter(
-        field_name="grade", max_length=1, help_text="A grade letter, e.g. `A`."
-    )
+    grade = django_filters.CharFilter(field_name="grade", help_text="A grade letter, e.g. `A`.")
     score_min = django_filters.NumberFilter(
         field_name="score", lookup_expr="gte", help_text="Score at least this."
     )
@@ -164,12 +171,34 @@ class LeadFilter(django_filters.FilterSet):
         return self.form.cleaned_data.get("ordering") or DEFAULT_ORDERING
 
 
+# the parameters whose empty value is refused (a source or grade may be matched as "")
+NOT_EMPTY = (
+    "stage",
+    "owner",
+    "campaign",
+    "score_min",
+    "score_max",
+    "updated_since",
+    "created_since",
+    "ordering",
+    "page_size",
+)
+
+
 def leads_filtered(request) -> tuple[LeadFilter, Keyset]:
     """The list's and the export's filters (a 400 with field errors when one is wrong) and
     their order."""
     filterset = LeadFilter(
         request.query_params, queryset=Lead.objects.select_related(*LEAD_RELATED), request=request
     )
+    # `updated_since=` with no value is a client's template gone wrong, not "no filter"
+    empty = {
+        name: ["Give a value, or leave the parameter out."]
+        for name in NOT_EMPTY
+        if name in request.query_params and not request.query_params[name].strip()
+    }
+    if empty:
+        raise ValidationError(empty)
     if not filterset.is_valid():
         raise translate_validation(filterset.errors)
     return filterset, Keyset(filterset.ordering_value)

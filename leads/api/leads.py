@@ -12,6 +12,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.utils.urls import replace_query_param
@@ -166,6 +167,7 @@ Filters combine with AND. Times are ISO 8601 with an offset (`2026-12-01T09:00:0
 class LeadListView(GenericAPIView):
     """GET the leads (filtered, ordered, by cursor); POST a new lead."""
 
+    parser_classes = [JSONParser]
     required_scopes = {"GET": READ, "POST": WRITE}
     filterset_class = LeadFilter
     filter_backends = [DjangoFilterBackend]
@@ -268,6 +270,7 @@ merged into another is a 404 that names the survivor. Scope: `leads:read`."""
 class LeadDetailView(GenericAPIView):
     """GET one lead; PATCH its own data."""
 
+    parser_classes = [JSONParser]
     required_scopes = {"GET": READ, "PATCH": WRITE}
     queryset = Lead.objects.none()
     serializer_class = LeadDetailSerializer
@@ -315,6 +318,8 @@ class LeadDetailView(GenericAPIView):
 class LeadExternalView(GenericAPIView):
     """GET or upsert (PUT) the lead another system knows by its external id."""
 
+    parser_classes = [JSONParser]
+    lookup_field = "external_id"  # OPTIONS (DRF's metadata) looks the object up by it
     required_scopes = {"GET": READ, "PUT": WRITE}
     queryset = Lead.objects.none()
     serializer_class = LeadDetailSerializer

@@ -29,7 +29,7 @@ CURSOR_PARAMETERS = [
     ),
     OpenApiParameter(
         "page_size",
-        type=int,
+        type={"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
         required=False,
         description=f"Rows per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).",
     ),

@@ -1,5 +1,6 @@
 """How a lead reads in the API, in webhook bodies and in the event feed: one representation."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from leads.models import LEAD_TEXT_FIELDS, Campaign, Lead, Source, normalise_key
@@ -135,6 +136,7 @@ class SourceKeyField(serializers.SlugRelatedField):
         return super().to_internal_value(normalise_key(data) or data)
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "nullable": True})
 class CampaignIdField(serializers.PrimaryKeyRelatedField):
     default_error_messages = {
         "does_not_exist": "There is no campaign with id {pk_value}.",

@@ -409,3 +409,27 @@ def test_an_intake_elsewhere_and_the_api_agree_on_the_lead(marketer):
     body = reader().get(f"{LEADS}{result.lead.pk}/").json()
 
     assert body["title"] == "CTO" and body["score"] == result.lead.score
+
+
+def test_the_write_endpoints_take_json_only():
+    response = writer().post(LEADS, {"email": "a@b.example"}, format="multipart")
+
+    assert_problem(response, 415)
+    assert not Lead.objects.exists()
+
+
+@pytest.mark.parametrize("url", [LEADS, f"{LEADS}1/", f"{LEADS}external/sf-1/"])
+def test_options_describes_the_endpoint_without_an_error(url):
+    LeadFactory(external_id="sf-1")
+    assert writer().options(url).status_code == 200
+
+
+def test_reading_one_lead_costs_a_fixed_number_of_queries(rep, django_assert_num_queries):
+    lead = LeadFactory(owner=rep, source=SourceFactory(), campaign=CampaignFactory())
+    api = reader()
+    api.get(f"{LEADS}{lead.pk}/")  # the key's last-used time is written once a minute
+
+    # the key, the lead with its relations, the active scoring version, the touchpoints the
+    # explanation reads, the clocks
+    with django_assert_num_queries(5):
+        assert api.get(f"{LEADS}{lead.pk}/").status_code == 200

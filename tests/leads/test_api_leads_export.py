@@ -150,3 +150,8 @@ def test_the_export_costs_the_same_queries_however_many_leads(
     with django_assert_num_queries(4):
         rows = rows_of(api.get(EXPORT))
     assert len(rows) == count
+
+
+def test_a_format_parameter_does_not_change_the_file():
+    LeadFactory()
+    assert len(rows_of(reader().get(EXPORT, {"format": "json"}))) == 1

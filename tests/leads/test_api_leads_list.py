@@ -298,3 +298,14 @@ def test_the_list_never_counts_the_table(api):
     with CaptureQueriesContext(connection) as queries:
         api.get(LEADS, {"page_size": 1})
     assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
+
+
+@pytest.mark.parametrize("name", ["stage", "owner", "campaign", "updated_since", "ordering"])
+def test_a_parameter_sent_empty_is_a_field_error_not_no_filter(api, name):
+    LeadFactory()
+    assert list(assert_problem(api.get(f"{LEADS}?{name}="), 400)["errors"]) == [name]
+
+
+def test_an_empty_cursor_is_the_first_page(api):
+    lead = LeadFactory()
+    assert ids(api.get(LEADS, {"cursor": ""})) == [lead.pk]
