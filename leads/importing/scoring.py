@@ -21,7 +21,7 @@ from leads.scoring.engagement import (
     capped_total,
     engagement_at,
 )
-from leads.scoring.rules import CompiledModel, lead_values
+from leads.scoring.rules import CompiledModel, _value_of, fit_total, lead_values
 from leads.scoring.services import SCORING_SYSTEM, ScoreUpdate, crosses_into_mql
 
 SCORE_ATTNAMES = (
@@ -56,6 +56,7 @@ class BatchScorer:
         self.now = now
         self.model: CompiledModel | None = scoring_model_active()
         self._versions: dict[int, CompiledModel | None] = {}
+        self._fit_memo: dict[tuple, bool] = {}
         self.written: set[int] = set()
 
     def _version(self, pk: int) -> CompiledModel | None:
@@ -84,9 +85,26 @@ class BatchScorer:
         return lead.scored_with_id != self.model.id
 
     def fit(self, lead: Lead, source_key: str | None) -> int:
-        assert self.model is not None
-        key = source_key if self.model.uses_source and lead.source_id else None
-        return self.model.fit_score(lead_values(lead, source_key=key))
+        """model.fit_score, each rule's answer remembered per value for the request: a batch
+        repeats titles, countries and industries."""
+        model = self.model
+        assert model is not None
+        key = source_key if model.uses_source and lead.source_id else None
+        values = lead_values(lead, source_key=key)
+        matched = []
+        for rule in model.fit_rules:
+            actual = _value_of(values, rule.field)
+            try:
+                # the type too: 1, 1.0 and True are one key in a dict but not one value here
+                memo = (rule.key, type(actual), actual)
+                hit = self._fit_memo.get(memo)
+                if hit is None:
+                    hit = self._fit_memo[memo] = rule.condition.matches(actual)
+            except TypeError:  # a list or an object in an attribute: not hashable
+                hit = rule.condition.matches(actual)
+            if hit:
+                matched.append(rule)
+        return fit_total(model, matched)
 
     def refresh(
         self, lead: Lead, *, source_key: str | None, touchpoints: Iterable[TouchpointRow] = ()

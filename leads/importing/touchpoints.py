@@ -20,7 +20,7 @@ from alignment.lib.errors import DomainError, PermissionDenied
 from alignment.models import Role, User
 from alignment.permissions import Action, can, require
 from leads.events import NewEvent, events_record_bulk
-from leads.importing.rowsql import rows_update
+from leads.importing.rowsql import rows_insert, rows_update
 from leads.importing.scoring import SCORE_ATTNAMES, BatchScorer, Scored, TouchpointRow
 from leads.importing.upsert import (
     ERROR,
@@ -325,7 +325,7 @@ def _round(
             crossed.add(lead_id)
         recorded.append(_Recorded(it.index, touchpoint, first_touch, scored))
 
-    Touchpoint.objects.bulk_create([r.touchpoint for r in recorded], batch_size=1000)
+    rows_insert(objs=[r.touchpoint for r in recorded])
     events: list[NewEvent] = []
     for r in recorded:
         tp = r.touchpoint

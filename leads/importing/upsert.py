@@ -21,7 +21,7 @@ from alignment.lib.errors import DomainError
 from alignment.models import User
 from alignment.permissions import Action, require
 from leads.events import NewEvent, events_record_bulk
-from leads.importing.rowsql import rows_update
+from leads.importing.rowsql import rows_insert, rows_update
 from leads.importing.scoring import SCORE_ATTNAMES, BatchScorer, Scored
 from leads.intake import (
     EDITABLE_FIELDS,
@@ -353,7 +353,7 @@ def _write(
             touchpoints=touchpoints.get(lead.pk, ()),
         )
 
-    Lead.objects.bulk_create([lead for _, lead in new], batch_size=MAX_ITEMS)
+    rows_insert(objs=[lead for _, lead in new])
     attnames: dict[str, None] = {}
     for _, _, changes in changed:
         attnames.update(dict.fromkeys(changed_attnames(changes)))
