@@ -2,10 +2,15 @@
 localhost, retries with backoff, disabling with an email to the admins, resend, the SSRF guard."""
 
 import base64
+import hashlib
+import hmac
 import json
 import random
+import shutil
 import socket
+import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -685,3 +690,79 @@ def test_nothing_is_emailed_when_nothing_fails(
     with django_capture_on_commit_callbacks(execute=True):
         record(LeadFactory())
     assert mail.outbox == [] and not Notification.objects.exists()
+
+
+# --- the README's verification snippets ---------------------------------------------------------
+
+
+def plain_hmac_verify(raw_body: bytes, headers: dict[str, str], secret: str) -> bool:
+    """The README's standard-library snippet, word for word."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    msg_id, stamp = headers["webhook-id"], headers["webhook-timestamp"]
+    if abs(time.time() - int(stamp)) > 300:
+        return False
+    signed = f"{msg_id}.{stamp}.".encode() + raw_body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return any(
+        hmac.compare_digest(expected, sig.removeprefix("v1,"))
+        for sig in headers["webhook-signature"].split()
+    )
+
+
+NODE_VERIFY = """
+const crypto = require("crypto");
+function verify(rawBody, headers, secret) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+  const id = headers["webhook-id"], stamp = headers["webhook-timestamp"];
+  if (Math.abs(Date.now() / 1000 - Number(stamp)) > 300) return false;
+  const expected = crypto.createHmac("sha256", key)
+    .update(`${id}.${stamp}.${rawBody}`).digest();
+  return headers["webhook-signature"].split(" ").some((s) => {
+    const sig = Buffer.from(s.replace(/^v1,/, ""), "base64");
+    return sig.length === expected.length && crypto.timingSafeEqual(sig, expected);
+  });
+}
+const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
+process.stdout.write(String(verify(input.body, input.headers, input.secret)));
+"""
+
+
+@pytest.fixture
+def signed_message(receiver, admin_user):
+    """A real delivery with a non-ASCII body, as the receiver got it, after a rotation (so it
+    carries two signatures)."""
+    endpoint = subscribe(receiver)
+    old = receiver.secret
+    endpoint, new = endpoint_rotate_secret(endpoint=endpoint, by=admin_user)
+    receiver.secret = None
+    lead = LeadFactory(first_name="Zoë", company="Müller & Søn")
+    webhooks_reaction(record(lead))
+    delivery_attempt(delivery_id=endpoint.deliveries.get().pk)
+    got = receiver.requests[0]
+    assert "Zoë".encode() in got.body
+    return got, old, new
+
+
+def test_the_plain_hmac_snippet_verifies_a_real_message(signed_message):
+    got, old, new = signed_message
+    assert plain_hmac_verify(got.body, got.headers, new)
+    assert plain_hmac_verify(got.body, got.headers, old)
+    assert not plain_hmac_verify(got.body + b" ", got.headers, new)
+    assert not plain_hmac_verify(got.body, got.headers, "whsec_" + "QUJD" * 8)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_the_node_snippet_verifies_a_real_message(signed_message):
+    got, old, new = signed_message
+    headers = {k.lower(): v for k, v in got.headers.items()}
+
+    def node(body: str, secret: str) -> str:
+        data = json.dumps({"body": body, "headers": headers, "secret": secret})
+        done = subprocess.run(
+            ["node", "-e", NODE_VERIFY], input=data, capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert node(got.body.decode(), new) == "true"
+    assert node(got.body.decode() + " ", new) == "false"
