@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 from django.db import connection
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -46,7 +45,9 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # ids looked at per request to find the horizon: bounds the work of a sparse filtered read
 WINDOW = 5000
-_CURSOR = re.compile(r"^(\d{1,19})(?:\.(\d{1,19})\.(\d{1,19})\.(\d{1,20}))?$")
+# ids and xids of up to 18 digits: always within bigint
+_CURSOR_PATTERN = r"^(\d{1,18}(\.\d{1,18}\.\d{1,18}\.\d{1,18})?)?$"
+_CURSOR = re.compile(r"^(\d{1,18})(?:\.(\d{1,18})\.(\d{1,18})\.(\d{1,18}))?$")
 _BIGINT = 2**63 - 1
 
 # the payload of each type, as leads/events.py writes it
@@ -90,10 +91,7 @@ class Cursor:
             raise serializers.ValidationError(
                 {"after": ["Send the `next` of the previous answer (or an event id)."]}
             )
-        values = [int(v) if v else 0 for v in match.groups()]
-        if any(v > _BIGINT for v in values):
-            raise serializers.ValidationError({"after": ["This cursor is out of range."]})
-        return cls(*values)
+        return cls(*(int(v) if v else 0 for v in match.groups()))
 
     def __str__(self) -> str:
         if self.pending <= self.after and self.settled <= self.after:
@@ -246,20 +244,26 @@ class EventFeedView(APIView):
         parameters=[
             OpenApiParameter(
                 "after",
-                OpenApiTypes.STR,
+                {"type": "string", "pattern": _CURSOR_PATTERN},
                 description="The cursor: `next` from the previous answer, or an event id; "
                 "empty for the start of the log.",
             ),
             OpenApiParameter(
                 "type",
-                OpenApiTypes.STR,
+                {"type": "array", "items": {"type": "string", "enum": EventType.values}},
+                style="form",
+                explode=False,
                 description="Comma-separated event types, e.g. "
                 "`lead.created,lead.stage_changed`. One of: " + ", ".join(EventType.values),
             ),
-            OpenApiParameter("lead", OpenApiTypes.INT, description="One lead's events."),
+            OpenApiParameter(
+                "lead",
+                {"type": "integer", "minimum": 1, "maximum": _BIGINT},
+                description="One lead's events.",
+            ),
             OpenApiParameter(
                 "limit",
-                OpenApiTypes.INT,
+                {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
                 description=f"Events per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).",
             ),
             OpenApiParameter("include", enum=["lead"], description="`lead`: add the lead."),
