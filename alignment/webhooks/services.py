@@ -30,6 +30,7 @@ from alignment.webhooks.models import (
 )
 from alignment.webhooks.ssrf import url_check
 from alignment.webhooks.tasks import webhook_deliver_task
+from leads.api.events import EventSerializer
 from leads.api.serializers import LEAD_RELATED, lead_data
 from leads.models import EventType, Lead, LeadEvent
 
@@ -200,24 +201,10 @@ def _kick_after_commit(delivery_ids: list[int], trigger: str = AttemptTrigger.AU
 # --- the message -------------------------------------------------------------------------------
 
 
-def event_data(event: LeadEvent) -> dict:
-    """An event as a webhook body carries it: who or what acted, when, and its payload."""
-    actor = event.actor
-    return {
-        "id": event.pk,
-        "type": event.type,
-        "occurred_at": _datetime.to_representation(event.occurred_at),
-        "recorded_at": _datetime.to_representation(event.recorded_at),
-        "lead_id": event.lead_id,
-        "actor": {"id": actor.pk, "username": actor.username} if actor is not None else None,
-        "system": event.system,
-        "payload": event.payload,
-    }
-
-
 def event_message(event: LeadEvent) -> dict:
-    """The body of an event's webhook: its id (the `webhook-id`), type, time, the event and the
-    lead as it is now (null for an event about no lead, or a lead since merged away)."""
+    """The body of an event's webhook: its id (the `webhook-id`), type, time, the event as the
+    event feed reads it, and the lead as it is now (null for an event about no lead, or a lead
+    since merged away)."""
     lead = None
     if event.lead_id is not None:
         lead = Lead.objects.select_related(*LEAD_RELATED).filter(pk=event.lead_id).first()
@@ -225,7 +212,10 @@ def event_message(event: LeadEvent) -> dict:
         "id": f"evt_{event.pk}",
         "type": event.type,
         "timestamp": _datetime.to_representation(event.occurred_at),
-        "data": {"event": event_data(event), "lead": lead_data(lead) if lead else None},
+        "data": {
+            "event": EventSerializer(event).data,
+            "lead": lead_data(lead) if lead else None,
+        },
     }
 
 

@@ -214,7 +214,8 @@ def test_an_event_reaches_the_receiver_signed_with_the_lead(
     assert body["type"] == "lead.created"
     assert body["timestamp"].endswith("Z") or "+" in body["timestamp"]
     assert body["data"]["event"]["id"] == created.pk
-    assert body["data"]["event"]["actor"] == {"id": rep.pk, "username": rep.username}
+    assert body["data"]["event"]["actor"] == {"username": rep.username, "system": ""}
+    assert body["data"]["event"]["at"] == body["timestamp"]
     assert body["data"]["event"]["payload"]["email"] == "ada@lovelace.example"
     assert body["data"]["lead"]["id"] == result.lead.pk
     assert body["data"]["lead"]["external_id"] == "crm-1"
