@@ -310,6 +310,13 @@ def test_the_owner_rep_sees_his_moves_with_the_reasons_each_takes(rep, mql):
     assert all(r["recycles"] for r in moves["recycle"]["reasons"])
 
 
+def test_listing_moves_costs_a_fixed_number_of_queries(rep, mql, django_assert_num_queries):
+    client = client_for("leads:read", as_user=rep)
+    client.get(transitions_url(mql))  # the key's last use is written at most once a minute
+    with django_assert_num_queries(3):  # the key, the lead, the reasons
+        assert len(client.get(transitions_url(mql)).json()["moves"]) == 3
+
+
 def test_another_rep_and_a_nobody_key_see_what_they_may_do(other_rep):
     lead = LeadFactory(stage=Stage.MQL, owner=None)
     assert (
