@@ -1,5 +1,7 @@
 """Example bodies for the leads API's documentation (drf-spectacular)."""
 
+from sla.api.clocks import CLOCK_EXAMPLE
+
 LEAD_INPUT_EXAMPLE = {
     "email": "jane.doe@acme.example",
     "external_id": "sf-0035g00000XyZ",
@@ -41,7 +43,7 @@ LEAD_EXAMPLE = {
     "source": "google_ads",
     "campaign": {"id": 12, "name": "Spring launch"},
     "attributes": {"crm_segment": "mid_market", "employees_reported": 240},
-    "owner": {"id": 7, "username": "rita", "email": "rita@example.com"},
+    "owner": {"id": 12, "username": "rita", "email": "rita@example.com"},
     "assigned_at": "2026-11-18T09:12:00Z",
     "stage": "mql",
     "stage_changed_at": "2026-11-18T09:12:00Z",
@@ -96,25 +98,6 @@ LEAD_DETAIL_EXAMPLE = {
         },
     },
     "sla_clocks": [
-        {
-            "id": 812,
-            "lead": 4411,
-            "kind": "response",
-            "status": "pending",
-            "running": True,
-            "owner": {"id": 7, "username": "rita"},
-            "agreement": 3,
-            "started_at": "2026-11-18T09:12:00Z",
-            "warn_at": "2026-11-18T12:12:00Z",
-            "due_at": "2026-11-18T13:12:00Z",
-            "ended_at": None,
-            "met_at": None,
-            "cancel_reason": "",
-            "business_seconds": None,
-            "warned_at": None,
-            "breached_at": None,
-            "reassign_at": None,
-            "reassigned_at": None,
-        }
+        {**CLOCK_EXAMPLE, "status": "pending", "warned_at": None},
     ],
 }

@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from leads.lifecycle import STAGE_TIMESTAMP
 from leads.models import LEAD_TEXT_FIELDS, Campaign, Lead, Source, normalise_key
 from sla.api.clocks import SlaClockSerializer
 
@@ -78,44 +79,37 @@ EXTERNAL_ID_MAX_LENGTH = Lead._meta.get_field("external_id").max_length
 # what names a lead: set when it is created (or by an upsert on a lead that lacks one)
 IDENTITY_FIELDS = ("email", "external_id")
 
-# fields a client may read but never send, and what changes them instead
-NOT_WRITABLE = {
-    **dict.fromkeys(
-        (
-            "stage",
-            "stage_changed_at",
-            "nurturing_at",
-            "mql_at",
-            "sal_at",
-            "sql_at",
-            "opportunity_at",
-            "won_at",
-            "lost_at",
-            "rejected_at",
-            "recycled_at",
-            "first_mql_at",
-            "mql_count",
-            "deal_value",
-            "last_reason",
-        ),
-        "The stage changes only through a pipeline action: "
-        "POST /api/v1/leads/{id}/transitions/ (scope pipeline:write).",
-    ),
-    **dict.fromkeys(
-        ("owner", "assigned_at"),
-        "The owner changes only through routing or a reassignment: "
-        "POST /api/v1/leads/{id}/assignment/ (scope pipeline:write).",
-    ),
-    **dict.fromkeys(
-        ("score", "fit_score", "engagement_score", "grade"),
-        "The score is computed by the active scoring model from the lead's data and "
-        "touchpoints; send those instead (touchpoints: POST /api/v1/touchpoints/).",
-    ),
-    **dict.fromkeys(
-        ("id", "created_at", "updated_at", "first_sales_touch_at"),
-        "This field is set by the system.",
-    ),
-}
+# what a client may read but never send, and what changes it instead; any other field of the
+# lead is set by the system
+_PIPELINE = frozenset(
+    {"stage", "stage_changed_at", "first_mql_at", "mql_count", "deal_value", "last_reason"}
+    | set(STAGE_TIMESTAMP.values())
+)
+_OWNER = frozenset({"owner", "assigned_at"})
+_SCORE = frozenset({"score", "fit_score", "engagement_score", "grade"})
+_MODEL_FIELDS = frozenset(f.name for f in Lead._meta.concrete_fields)
+
+
+def not_writable(name: str) -> str:
+    """Why a field cannot be sent (a lead's own field), or where custom data goes instead."""
+    if name in _PIPELINE:
+        return (
+            "The stage changes only through a pipeline action: "
+            "POST /api/v1/leads/{id}/transitions/ (scope pipeline:write)."
+        )
+    if name in _OWNER:
+        return (
+            "The owner changes only through routing or a reassignment: "
+            "POST /api/v1/leads/{id}/assignment/ (scope pipeline:write)."
+        )
+    if name in _SCORE:
+        return (
+            "The score is computed by the active scoring model from the lead's data and "
+            "touchpoints; send those instead (touchpoints: POST /api/v1/touchpoints/)."
+        )
+    if name in _MODEL_FIELDS:
+        return "This field is set by the system."
+    return f'Unknown field: custom data goes in attributes ({{"attributes": {{"{name}": ...}}}}).'
 
 
 class SourceKeyField(serializers.SlugRelatedField):
@@ -189,13 +183,7 @@ class LeadInputSerializer(serializers.ModelSerializer):
             for name in data:
                 if name in self.fields:
                     continue
-                errors[name] = [
-                    NOT_WRITABLE.get(
-                        name,
-                        "Unknown field: custom data goes in attributes "
-                        '({"attributes": {"' + name + '": ...}}).',
-                    )
-                ]
+                errors[name] = [not_writable(name)]
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from alignment.lib.csv_safe import csv_cell, csv_lines
+from leads.api import export
 from leads.api.export import EXPORT_COLUMNS
 from leads.models import Lead, Stage
 from tests.factories import CampaignFactory, LeadFactory, SourceFactory
@@ -155,3 +156,16 @@ def test_the_export_costs_the_same_queries_however_many_leads(
 def test_a_format_parameter_does_not_change_the_file():
     LeadFactory()
     assert len(rows_of(reader().get(EXPORT, {"format": "json"}))) == 1
+
+
+def test_the_file_is_sent_in_pieces_that_together_are_the_whole(monkeypatch):
+    monkeypatch.setattr(export, "CHUNK_BYTES", 500)
+    monkeypatch.setattr(export, "CHUNK_SIZE", 3)
+    leads = LeadFactory.create_batch(12)
+
+    response = reader().get(EXPORT, {"ordering": "id"})
+    pieces = list(response.streaming_content)
+
+    assert len(pieces) > 3
+    rows = list(csv.DictReader(io.StringIO(b"".join(pieces).decode())))
+    assert [int(r["id"]) for r in rows] == [lead.pk for lead in leads]
