@@ -3,7 +3,10 @@ from django import forms
 from alignment.webhooks.models import ALL_EVENTS
 from leads.models import EventType
 
-EVENT_TYPE_FORM_CHOICES = [(ALL_EVENTS, "Every event type (*)"), *EventType.choices]
+EVENT_TYPE_FORM_CHOICES = [
+    (ALL_EVENTS, "Every event type (*)"),
+    *((value, f"{label} ({value})") for value, label in EventType.choices),
+]
 
 
 class WebhookEndpointForm(forms.Form):
@@ -11,7 +14,9 @@ class WebhookEndpointForm(forms.Form):
         label="URL",
         max_length=2000,
         help_text="https://… of a public host; it receives a signed POST per event.",
-        widget=forms.URLInput(attrs={"placeholder": "https://crm.example.com/hooks/pipeline"}),
+        widget=forms.TextInput(
+            attrs={"placeholder": "https://crm.example.com/hooks/pipeline", "inputmode": "url"}
+        ),
     )
     description = forms.CharField(
         max_length=200, required=False, help_text="Who receives it, e.g. “HubSpot sync”."
