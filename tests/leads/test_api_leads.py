@@ -433,3 +433,15 @@ def test_reading_one_lead_costs_a_fixed_number_of_queries(rep, django_assert_num
     # explanation reads, the clocks
     with django_assert_num_queries(5):
         assert api.get(f"{LEADS}{lead.pk}/").status_code == 200
+
+
+def test_the_dashboards_session_lists_and_creates_as_the_person(marketer):
+    session = APIClient()
+    session.force_login(marketer)
+
+    created = session.post(LEADS, {"email": "a@b.example"}, format="json")
+
+    assert created.status_code == 201
+    assert [r["email"] for r in session.get(LEADS).json()["results"]] == ["a@b.example"]
+    [event] = events_of(Lead.objects.get(), EventType.LEAD_CREATED)
+    assert event.actor_id == marketer.pk and event.system == ""
