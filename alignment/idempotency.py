@@ -18,6 +18,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from alignment.api import PROBLEM_MEDIA_TYPE
 from alignment.api_auth import request_api_key
 from alignment.models import IdempotentRequest
 
@@ -75,7 +76,11 @@ def _replay(record: IdempotentRequest) -> Response:
     headers = {"Idempotent-Replayed": "true"}
     if record.location:
         headers["Location"] = record.location
-    return Response(record.response, status=record.status_code, headers=headers)
+    # a replayed refusal is a problem, as the first answer was
+    content_type = PROBLEM_MEDIA_TYPE if record.status_code >= 400 else None
+    return Response(
+        record.response, status=record.status_code, headers=headers, content_type=content_type
+    )
 
 
 def _claim(*, caller: str, key: str, request, fingerprint: str) -> IdempotentRequest | Response:

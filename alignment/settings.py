@@ -249,6 +249,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*"),
         "options": {"expires": 55},
     },
+    # webhook deliveries finished more than 30 days ago leave the delivery log
+    "webhooks-prune": {
+        "task": "webhooks.prune",
+        "schedule": crontab(minute=50, hour=3),
+        "options": {"expires": 3600},
+    },
 }
 # What reacts to which lead event after commit: event type -> dotted paths of reactions, each
 # called with the LeadEvent by the outbox dispatcher (leads.events), once per event.
@@ -309,6 +315,8 @@ SPECTACULAR_SETTINGS = {
         "SlaClockStatusEnum": "sla.clocks.models.ClockStatus",
         "SlaClockKindEnum": "sla.clocks.models.ClockKind",
         "ScoringOriginEnum": "leads.scoring.models.ModelOrigin",
+        "StageEnum": "leads.models.Stage",
+        "EventTypeEnum": "leads.models.EventType",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

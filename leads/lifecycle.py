@@ -103,7 +103,7 @@ def _resolve_reason(to: str, reason: Reason | str | None) -> Reason | None:
     return reason
 
 
-def _check_actor(*, lead: Lead, to: str, by: User | None, system: str) -> None:
+def move_actor_check(*, lead: Lead, to: str, by: User | None, system: str) -> None:
     if by is None:
         if not system:
             raise DomainError("A move needs a person or a named system.")
@@ -229,7 +229,7 @@ def lead_move(
         to = Stage.RECYCLED
     if to not in ALLOWED_MOVES[locked.stage]:
         raise _refuse_move(locked, to)
-    _check_actor(lead=locked, to=to, by=by, system=system)
+    move_actor_check(lead=locked, to=to, by=by, system=system)
     if reason_obj is not None and reason_obj.requires_note and not note.strip():
         raise DomainError(f"The reason “{reason_obj.label}” needs a note.", field="note")
     amount = _coerce_deal_value(deal_value)

@@ -1,5 +1,3 @@
-import logging
-
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import JsonResponse
@@ -12,10 +10,8 @@ from alignment.lib.errors import DomainError
 from alignment.permissions import Action, can
 from leads.importing import services
 from leads.importing.forms import ImportForm
-from leads.importing.tasks import import_job_run
+from leads.importing.tasks import import_job_queue
 from leads.models import ImportJob, ImportStatus
-
-logger = logging.getLogger(__name__)
 
 RECENT_JOBS = 10
 
@@ -43,7 +39,7 @@ def import_upload(request):
             field = exc.field if exc.field in form.fields else None
             form.add_error(field, exc.message)
         else:
-            transaction.on_commit(lambda: _queue(job.id))
+            transaction.on_commit(lambda: import_job_queue(job.id))
             return redirect("leads:import_job", pk=job.pk)
     jobs = ImportJob.objects.select_related("created_by").order_by("-created_at")[:RECENT_JOBS]
     return render(
@@ -52,13 +48,6 @@ def import_upload(request):
         {"form": form, "jobs": jobs},
         status=400 if form.errors else 200,
     )
-
-
-def _queue(job_id: int) -> None:
-    try:
-        import_job_run.delay(job_id)
-    except Exception as error:  # the broker is down: the job waits, queued, for the resume job
-        logger.warning("Import job %s could not be queued (%s); beat will queue it.", job_id, error)
 
 
 def _job_for(pk: int) -> ImportJob:

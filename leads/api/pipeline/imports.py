@@ -21,7 +21,7 @@ from leads.api.leads import api_actor
 from leads.api.pipeline.moves import idempotency_responses
 from leads.importing import services
 from leads.importing.forms import DELIMITER_CHOICES, ENCODING_CHOICES, ImportForm
-from leads.importing.views import _queue as import_job_queue
+from leads.importing.tasks import import_job_queue
 from leads.importing.views import job_status
 from leads.models import ImportJob, ImportStatus
 from sla.api.common import require_team_member

@@ -29,8 +29,8 @@ from leads.lifecycle import (
     ALLOWED_MOVES,
     DEAL_VALUE_REQUIRED,
     REASON_REQUIRED,
-    _check_actor,
     lead_move,
+    move_actor_check,
 )
 from leads.models import Lead, Reason, ReasonKind, Stage, StageChange
 from leads.routing import lead_assign
@@ -218,7 +218,7 @@ def available_moves(*, lead: Lead, by: User | None, system: str) -> list[dict]:
                 continue
         else:
             try:
-                _check_actor(lead=lead, to=to, by=by, system=system)
+                move_actor_check(lead=lead, to=to, by=by, system=system)
             except DomainError:
                 continue
         moves.append(
