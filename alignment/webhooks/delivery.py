@@ -59,6 +59,8 @@ EXCERPT_BYTES = 1024
 # a claim older than this was left by a sender that died (far longer than one request)
 CLAIM_STALE_AFTER = timedelta(minutes=5)
 USER_AGENT = "LeadPipeline-Webhooks/1"
+# the delivery log keeps finished deliveries this long (pending ones until they finish)
+KEEP_FINISHED_FOR = timedelta(days=30)
 
 _random = random.Random()
 
@@ -306,6 +308,25 @@ def deliveries_due(*, now: datetime | None = None, limit: int = 500) -> list[int
         .order_by("next_attempt_at", "id")
         .values_list("id", flat=True)[:limit]
     )
+
+
+def deliveries_prune(
+    *, older_than: timedelta = KEEP_FINISHED_FOR, now: datetime | None = None, batch: int = 5000
+) -> int:
+    """Delete deliveries (with their attempts) finished longer ago than `older_than`, in batches;
+    returns how many. Pending ones stay whatever their age."""
+    cutoff = (now or timezone.now()) - older_than
+    deleted = 0
+    while True:
+        ids = list(
+            WebhookDelivery.objects.filter(finished_at__lt=cutoff)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        WebhookAttempt.objects.filter(delivery_id__in=ids).delete()
+        deleted += WebhookDelivery.objects.filter(pk__in=ids).delete()[0]
 
 
 def body_json(body: dict) -> str:

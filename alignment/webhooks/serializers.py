@@ -2,11 +2,11 @@
 
 import json
 
-from drf_spectacular.utils import OpenApiExample
+from drf_spectacular.utils import OpenApiExample, extend_schema_field
 from rest_framework import serializers
 
 from alignment.api import PROBLEM_EXAMPLES, problem
-from alignment.webhooks.models import ALL_EVENTS, WebhookDelivery, WebhookEndpoint
+from alignment.webhooks.models import ALL_EVENTS, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from alignment.webhooks.services import EVENT_TYPES
 
 EVENT_TYPE_CHOICES = [ALL_EVENTS, *EVENT_TYPES]
@@ -77,8 +77,17 @@ class AttemptSerializer(serializers.Serializer):
     error = serializers.CharField(help_text="Why no answer came (refused, time-out ...).")
 
 
+@extend_schema_field({"type": "string", "pattern": f"^({'|'.join(DeliveryStatus.values)})$"})
+class DeliveryStatusField(serializers.ChoiceField):
+    """A pattern, not an enum, in the schema: other components' `status` enums would collide."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=DeliveryStatus.choices, **kwargs)
+
+
 class DeliverySerializer(serializers.ModelSerializer):
     event_id = serializers.IntegerField(allow_null=True, help_text="Null for a test message.")
+    status = DeliveryStatusField(help_text="pending (retries to come), succeeded or failed.")
 
     class Meta:
         model = WebhookDelivery

@@ -3,7 +3,7 @@ import logging
 from celery import shared_task
 from kombu.exceptions import OperationalError
 
-from alignment.webhooks.delivery import deliveries_due, delivery_attempt
+from alignment.webhooks.delivery import deliveries_due, deliveries_prune, delivery_attempt
 from alignment.webhooks.models import AttemptTrigger
 
 logger = logging.getLogger(__name__)
@@ -26,3 +26,9 @@ def webhooks_retry_due_task() -> None:
         except OperationalError as error:
             logger.warning("Webhooks: could not queue delivery %s (%s)", delivery_id, error)
             delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="webhooks.prune", ignore_result=True)
+def webhooks_prune_task() -> None:
+    """Forget deliveries finished more than 30 days ago (the delivery log's horizon)."""
+    deliveries_prune()

@@ -28,6 +28,7 @@ from alignment.webhooks.delivery import (
     MAX_ATTEMPTS,
     RETRY_SCHEDULE,
     deliveries_due,
+    deliveries_prune,
     delivery_attempt,
     retry_delay,
 )
@@ -767,3 +768,19 @@ def test_the_node_snippet_verifies_a_real_message(signed_message):
 
     assert node(got.body.decode(), new) == "true"
     assert node(got.body.decode() + " ", new) == "false"
+
+
+def test_finished_deliveries_leave_the_log_after_30_days(receiver):
+    endpoint = subscribe(receiver)
+    lead = LeadFactory()
+    webhooks_reaction(record(lead))
+    webhooks_reaction(record(lead, type=EventType.LEAD_MQL))
+    done, waiting = endpoint.deliveries.order_by("id")
+    delivery_attempt(delivery_id=done.pk)
+    done.refresh_from_db()
+    assert done.status == DeliveryStatus.SUCCEEDED
+
+    assert deliveries_prune(now=done.finished_at + timedelta(days=29)) == 0
+    assert deliveries_prune(now=done.finished_at + timedelta(days=31)) == 1
+    assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [waiting.pk]
+    assert not WebhookAttempt.objects.exists()
