@@ -13,7 +13,7 @@ from rest_framework.exceptions import ValidationError
 
 from leads.api.pagination import Keyset
 from leads.api.serializers import LEAD_RELATED
-from leads.models import Lead, Stage
+from leads.models import Lead, Stage, normalise_key
 
 # `ordering=` values; every one is served by an index with `id` as its tie-breaker except score,
 # which no index may hold (a rescore rewrites every lead's score: see migration 0007)
@@ -129,7 +129,8 @@ class LeadFilter(django_filters.FilterSet):
     )
     owner = OwnerFilter(help_text="The owner's user id, or `none` for unassigned leads.")
     source = django_filters.CharFilter(
-        field_name="source__key", help_text="A source key, e.g. `google_ads`."
+        method="_source",
+        help_text="A source key, e.g. `google_ads` (`Google Ads` names the same source).",
     )
     campaign = IdFilter(field_name="campaign_id", help_text="A campaign id.")
     grade = django_filters.CharFilter(field_name="grade", help_text="A grade letter, e.g. `A`.")
@@ -162,6 +163,9 @@ class LeadFilter(django_filters.FilterSet):
     class Meta:
         model = Lead
         fields: list[str] = []
+
+    def _source(self, qs: QuerySet, name: str, value: str) -> QuerySet:
+        return qs.filter(source__key=normalise_key(value) or value)
 
     def _ordering(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         return qs

@@ -92,6 +92,7 @@ def test_source_campaign_and_grade_filters(api):
     b = LeadFactory(source=webinar, campaign=autumn, grade="B")
 
     assert ids(api.get(LEADS, {"source": "google"})) == [a.pk]
+    assert ids(api.get(LEADS, {"source": " Google "})) == [a.pk]
     assert ids(api.get(LEADS, {"source": "nowhere"})) == []
     assert ids(api.get(LEADS, {"campaign": autumn.pk})) == [b.pk]
     assert ids(api.get(LEADS, {"grade": "A"})) == [a.pk]
