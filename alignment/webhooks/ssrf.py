@@ -92,19 +92,13 @@ def url_check(url: str) -> None:
 
 
 def guarded_create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
-    """socket.create_connection, but to the checked addresses only (http.client's hook)."""
+    """socket.create_connection, but to the checked addresses only (http.client's hook): each
+    is an IP literal, so nothing is looked up again between the check and the connection."""
     host, port = address
     last_error: OSError | None = None
-    for family, type_, proto, _, sockaddr in resolve(host, port):
-        sock = socket.socket(family, type_, proto)
+    for *_, sockaddr in resolve(host, port):
         try:
-            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
-                sock.settimeout(timeout)
-            if source_address:
-                sock.bind(source_address)
-            sock.connect(sockaddr)
-            return sock
+            return socket.create_connection((sockaddr[0], port), timeout, source_address)
         except OSError as error:
             last_error = error
-            sock.close()
     raise last_error or OSError(f"could not connect to {host}:{port}")
