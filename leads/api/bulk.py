@@ -1,18 +1,25 @@
 """Bulk lead upsert over REST: POST /api/v1/leads/bulk/ (leads.importing.upsert does the work)."""
 
 from django.urls import path
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alignment.api import PROBLEM_EXAMPLES, problem
+from alignment.api import PROBLEM_EXAMPLES, PROBLEM_MEDIA_TYPE, problem
 from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from leads.api.leads import api_actor
 from leads.importing.upsert import MAX_ITEMS, ItemResult, check_items, leads_upsert_bulk
-from leads.models import LEAD_TEXT_FIELDS
+from leads.models import LEAD_TEXT_FIELDS, Lead
 
 RESULTS = ("created", "updated", "unchanged", "error")
+
+
+def described(help_text: str) -> serializers.JSONField:
+    """A property of a bulk item, for the schema only: its type is not constrained there, since
+    an item with a wrong value is answered as that item's error (HTTP 200), not as a 400."""
+    return serializers.JSONField(required=False, help_text=help_text)
 
 
 # one lead of a bulk upsert, for the schema (the service checks the items, as lead_intake does)
@@ -20,30 +27,22 @@ BulkLeadItemSerializer = type(
     "BulkLeadItem",
     (serializers.Serializer,),
     {
-        "email": serializers.EmailField(required=False, allow_null=True),
-        "external_id": serializers.CharField(required=False, allow_null=True, max_length=128),
+        "email": described("The lead's email (matched case-insensitively). Email or external id."),
+        "external_id": described("Your system's id for the lead (at most 128 characters)."),
         **{
-            name: serializers.CharField(required=False, allow_blank=True)
+            name: described(f"{Lead._meta.get_field(name).verbose_name.capitalize()} (a string).")
             for name in LEAD_TEXT_FIELDS
         },
-        "company_size": serializers.IntegerField(required=False, allow_null=True, min_value=0),
-        "source": serializers.CharField(
-            required=False, allow_null=True, help_text="An existing source key, e.g. google_ads."
-        ),
-        "campaign": serializers.CharField(
-            required=False,
-            allow_null=True,
-            help_text="A campaign id (a number), or its name or utm_campaign.",
-        ),
-        "attributes": serializers.DictField(
-            required=False, help_text="Custom data, merged key by key into the lead's attributes."
-        ),
+        "company_size": described("A whole number, 0 or more."),
+        "source": described("An existing source key, e.g. google_ads."),
+        "campaign": described("A campaign id (a number), or its name or utm_campaign."),
+        "attributes": described("An object of custom data, merged key by key."),
     },
 )
 
 
 class BulkLeadsRequestSerializer(serializers.Serializer):
-    leads = BulkLeadItemSerializer(many=True, max_length=MAX_ITEMS, min_length=1)
+    leads = BulkLeadItemSerializer(many=True, max_length=MAX_ITEMS)
 
 
 class BulkItemResultSerializer(serializers.Serializer):
@@ -82,6 +81,18 @@ def bulk_response_serializer(name: str, results: tuple[str, ...]) -> type[serial
 
 BulkLeadsResponseSerializer = bulk_response_serializer("BulkLeadsResponse", RESULTS)
 
+# what an Idempotency-Key can answer besides the first answer replayed
+IDEMPOTENCY_ANSWERS = {
+    (409, PROBLEM_MEDIA_TYPE): OpenApiResponse(
+        description="A request with this Idempotency-Key is still being processed; retry later.",
+        response={"$ref": "#/components/schemas/Problem"},
+    ),
+    (422, PROBLEM_MEDIA_TYPE): OpenApiResponse(
+        description="This Idempotency-Key was used with a different request body.",
+        response={"$ref": "#/components/schemas/Problem"},
+    ),
+}
+
 DESCRIPTION = f"""Create or update up to {MAX_ITEMS:,} leads in one request. Each lead is matched
 by `external_id`, then by `email` (case-insensitive), exactly as a single upsert: only the fields
 that differ are written (one `lead.updated` event listing them), a new lead gets `lead.created`,
@@ -103,13 +114,15 @@ Send an `Idempotency-Key` to retry safely. A key acting as a user is held to tha
 
 
 class LeadBulkView(APIView):
+    # a JSON body only: a list of objects has no form encoding
+    parser_classes = [JSONParser]
     required_scopes = ("leads:write",)
 
     @extend_schema(
         summary="Bulk upsert leads",
         description=DESCRIPTION,
         request=BulkLeadsRequestSerializer,
-        responses={200: BulkLeadsResponseSerializer},
+        responses={200: BulkLeadsResponseSerializer, **IDEMPOTENCY_ANSWERS},
         parameters=[IDEMPOTENCY_PARAMETER],
         examples=[
             OpenApiExample(

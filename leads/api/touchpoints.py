@@ -4,12 +4,18 @@ work)."""
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES
 from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from leads.api.bulk import bulk_response_serializer, counts_of
+from leads.api.bulk import (
+    IDEMPOTENCY_ANSWERS,
+    bulk_response_serializer,
+    counts_of,
+    described,
+)
 from leads.api.leads import api_actor
 from leads.importing.touchpoints import RECORDED, touchpoints_record_bulk
 from leads.importing.upsert import MAX_ITEMS, check_items
@@ -19,27 +25,24 @@ RESULTS = (RECORDED, "error")
 
 
 class TouchpointItemSerializer(serializers.Serializer):
-    """One touchpoint (for the schema: the service checks the items)."""
+    """One touchpoint (for the schema: the service checks each item and answers its errors)."""
 
-    lead_id = serializers.IntegerField(required=False, help_text="The lead's id, or:")
-    external_id = serializers.CharField(required=False, help_text="its external id, or:")
-    email = serializers.EmailField(required=False, help_text="its email.")
-    kind = serializers.ChoiceField(choices=TouchpointKind.choices)
-    occurred_at = serializers.DateTimeField(
-        help_text="ISO 8601 with an offset; not in the future (5 minutes of clock skew pass)."
+    lead_id = described("The lead's id; or name it by external_id or email.")
+    external_id = described("The lead's external id.")
+    email = described("The lead's email.")
+    kind = described(f"One of: {', '.join(TouchpointKind.values)}.")
+    occurred_at = described(
+        "ISO 8601 with an offset; not in the future (5 minutes of clock skew pass)."
     )
-    campaign = serializers.CharField(
-        required=False, allow_null=True, help_text="A campaign id (a number) or utm_campaign."
-    )
-    metadata = serializers.DictField(
-        required=False,
-        help_text="Anything about the touch (page, subject...); `utm_campaign` here links the "
-        "campaign when `campaign` is not given. Scoring rules may read it.",
+    campaign = described("A campaign id (a number) or its utm_campaign.")
+    metadata = described(
+        "An object: anything about the touch (page, subject...); `utm_campaign` here links the "
+        "campaign when `campaign` is not given. Scoring rules may read it."
     )
 
 
 class TouchpointsRequestSerializer(serializers.Serializer):
-    touchpoints = TouchpointItemSerializer(many=True, max_length=MAX_ITEMS, min_length=1)
+    touchpoints = TouchpointItemSerializer(many=True, max_length=MAX_ITEMS)
     create_unknown = serializers.BooleanField(
         required=False,
         default=False,
@@ -68,13 +71,15 @@ Send an `Idempotency-Key` to retry safely. Scope: `touchpoints:write`."""
 
 
 class TouchpointIngestView(APIView):
+    # a JSON body only: a list of objects has no form encoding
+    parser_classes = [JSONParser]
     required_scopes = ("touchpoints:write",)
 
     @extend_schema(
         summary="Record touchpoints",
         description=DESCRIPTION,
         request=TouchpointsRequestSerializer,
-        responses={200: TouchpointsResponseSerializer},
+        responses={200: TouchpointsResponseSerializer, **IDEMPOTENCY_ANSWERS},
         parameters=[IDEMPOTENCY_PARAMETER],
         examples=[
             OpenApiExample(

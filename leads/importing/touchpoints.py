@@ -78,9 +78,7 @@ class _Item:
     metadata: dict
 
 
-def _parse(index: int, item: Any, *, by: User | None, now: datetime) -> _Item:
-    if not isinstance(item, dict):
-        raise DomainError("Each touchpoint is a JSON object.")
+def _parse(index: int, item: dict, *, by: User | None, now: datetime) -> _Item:
     unknown = sorted(str(k) for k in set(item) - ITEM_FIELDS)
     if unknown:
         raise DomainError("Unknown field.", field=unknown[0])

@@ -78,9 +78,14 @@ def item_error(index: int, error: DomainError) -> ItemResult:
 
 
 def check_items(items: Any, *, name: str) -> list:
-    """The request's list: a list of at most MAX_ITEMS, refused whole before anything is done."""
-    if not isinstance(items, list) or not items:
-        raise DomainError(f"Send a non-empty list of {name}.", field=name)
+    """The request's list: a list of at most MAX_ITEMS, refused whole before anything is done
+    (an empty list is a request that does nothing)."""
+    if not isinstance(items, list):
+        raise DomainError(f"Send a list of {name}.", field=name)
+    for index, item in enumerate(items):
+        # not an item at all: the request is malformed, not one of its items wrong
+        if not isinstance(item, dict):
+            raise DomainError("Each item is a JSON object.", field=f"{name}.{index}")
     if len(items) > MAX_ITEMS:
         raise DomainError(
             f"At most {MAX_ITEMS} {name} per request ({len(items)} sent); split the batch.",
@@ -106,11 +111,9 @@ class _Item:
     campaign: Any = _ABSENT  # an id, a name or utm_campaign, None, or absent
 
 
-def _parse(index: int, item: Any) -> _Item:
+def _parse(index: int, item: dict) -> _Item:
     """One item checked as lead_intake checks it, with no query (sources and campaigns are
     looked up for the whole request)."""
-    if not isinstance(item, dict):
-        raise DomainError("Each lead is a JSON object of its fields.")
     for key, value in item.items():
         if key not in ITEM_FIELDS:
             if key in _LEAD_FIELD_NAMES:

@@ -156,7 +156,7 @@ def test_bad_items_are_errors_that_change_nothing_and_do_not_stop_the_others():
                 {"email": "ok2@example.com", "company_size": -3},
                 {"company": "no key"},
                 {"email": "x@example.com", "favourite": "blue"},
-                "not an object",
+                {"email": "x@example.com", "first_name": {"not": "text"}},
                 {"email": "good@example.com", "source": "Google Ads"},
             ]
         },
@@ -173,7 +173,7 @@ def test_bad_items_are_errors_that_change_nothing_and_do_not_stop_the_others():
         "company_size",
         "email",
         "favourite",
-        "non_field_errors",
+        "first_name",
     ]
     assert results[0]["errors"]["email"] == ["“not-an-email” is not a valid email address."]
     lead.refresh_from_db()
@@ -255,12 +255,26 @@ def test_more_than_1000_leads_is_refused_whole_before_anything_is_done():
     assert not Lead.objects.exists()
 
 
-@pytest.mark.parametrize("body", [{}, {"leads": []}, {"leads": {"email": "a@b.c"}}, []])
+def test_an_empty_list_does_nothing():
+    response = post(client_for("leads:write"), URL, {"leads": []})
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "counts": {"created": 0, "updated": 0, "unchanged": 0, "error": 0},
+        "results": [],
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"leads": None}, {"leads": {"email": "a@b.c"}}, [], {"leads": [{"email": "a@b.c"}, 3]}],
+)
 def test_a_body_without_a_list_of_leads_is_a_400(body):
     response = post(client_for("leads:write"), URL, body)
 
     assert response.status_code == 400
-    assert "leads" in response.json()["errors"]
+    assert any(name.startswith("leads") for name in response.json()["errors"])
+    assert not Lead.objects.exists()
 
 
 # --- the same as lead_intake, one by one ----------------------------------------------------------
