@@ -208,6 +208,10 @@ def _record(
     rng: random.Random | None,
 ) -> str:
     endpoint = delivery.endpoint
+    # still ours? (deleted with its endpoint meanwhile, or a stale claim taken over)
+    mine = WebhookDelivery.objects.filter(pk=delivery.pk, claimed_at=now)
+    if not mine.select_for_update().exists():
+        return "taken"
     attempts = delivery.attempts + 1
     WebhookAttempt.objects.create(
         delivery=delivery,
@@ -219,7 +223,6 @@ def _record(
         response_excerpt=outcome.excerpt,
         error=outcome.error,
     )
-    mine = WebhookDelivery.objects.filter(pk=delivery.pk, claimed_at=now)
     state = {"attempts": attempts, "claimed_at": None, "last_status_code": outcome.status_code}
     if outcome.succeeded:
         mine.update(
@@ -272,11 +275,14 @@ def delivery_attempt(
     rng: random.Random | None = None,
 ) -> str:
     """Attempt one delivery if it is due and free; returns what became of it: succeeded,
-    retry, failed, skipped (its endpoint is disabled) or taken (not due, done, or claimed)."""
+    retry, failed, skipped (its endpoint is disabled) or taken (gone, not due, done, or
+    claimed by another sender)."""
     now = now or timezone.now()
     if not _claim(delivery_id, now):
         return "taken"
-    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None:
+        return "taken"
     endpoint = delivery.endpoint
     if not endpoint.is_active and not delivery.is_test:
         WebhookDelivery.objects.filter(pk=delivery.pk, claimed_at=now).update(

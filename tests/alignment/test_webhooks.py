@@ -784,3 +784,20 @@ def test_finished_deliveries_leave_the_log_after_30_days(receiver):
     assert deliveries_prune(now=done.finished_at + timedelta(days=31)) == 1
     assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [waiting.pk]
     assert not WebhookAttempt.objects.exists()
+
+
+def test_a_delivery_deleted_while_it_was_sent_is_left_alone(receiver, monkeypatch):
+    endpoint = subscribe(receiver)
+    webhooks_reaction(record(LeadFactory()))
+    delivery = endpoint.deliveries.get()
+    real_post = delivery_module.http_post
+
+    def post_then_delete(url, **kwargs):
+        outcome = real_post(url, **kwargs)
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()  # an admin, meanwhile
+        return outcome
+
+    monkeypatch.setattr(delivery_module, "http_post", post_then_delete)
+    assert delivery_attempt(delivery_id=delivery.pk) == "taken"
+    assert not WebhookAttempt.objects.exists()
+    assert delivery_attempt(delivery_id=delivery.pk) == "taken"  # gone: nothing to do
