@@ -115,6 +115,10 @@ def _clean_changes(data: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+# a column's field name ("source_id" -> "source", "external_id" stays): the events name fields
+FIELD_NAMES = {f.attname: f.name for f in Lead._meta.concrete_fields}
+
+
 def _apply(
     lead: Lead,
     clean: dict[str, Any],
@@ -134,7 +138,7 @@ def _apply(
             continue
         old = getattr(lead, attname)
         if old != value:
-            changes[attname.removesuffix("_id")] = [old, value]
+            changes[FIELD_NAMES[attname]] = [old, value]
             setattr(lead, attname, value)
     # a lead from a campaign's UTM link belongs to that campaign
     if lead.campaign_id is None and lead.utm_campaign and "utm_campaign" in changes:

@@ -19,6 +19,7 @@ from leads.importing.values import (
     field_converters,
     moment,
 )
+from leads.intake import FIELD_NAMES
 from leads.models import Campaign, Lead, Source, Stage, StageChange
 from leads.scoring.services import leads_rescore
 from leads.services import (
@@ -503,7 +504,7 @@ class Importer:
             if current != value or (value is None and attname == "source_id"):
                 setattr(lead, attname, value)
                 changed.add(attname)
-                changes[attname.removesuffix("_id")] = [current, value]
+                changes[FIELD_NAMES[attname]] = [current, value]
 
         current = lead.attributes if isinstance(lead.attributes, dict) else {}
         merged = None

@@ -337,11 +337,6 @@ def test_upsert_creates_then_updates_then_leaves_unchanged():
     assert updated.payload["changes"]["title"] == ["CTO", "CEO"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leads.intake._apply records external_id as 'external' (attname.removesuffix('_id')) "
-    "and changed_attnames fails on it: a KeyError, answered 500",
-)
 def test_upsert_gives_a_lead_found_by_email_its_external_id():
     lead = LeadFactory(email="x@y.example", external_id=None)
 
