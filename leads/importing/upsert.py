@@ -256,6 +256,10 @@ def _match(items: list[_Item], results: dict[int, ItemResult]) -> tuple[list, di
     return pairs, by_external_id, by_email
 
 
+def _insert_order(lead: Lead) -> tuple[str, str]:
+    return (lead.email or "", lead.external_id or "")
+
+
 def _write(
     items: list[_Item],
     *,
@@ -356,7 +360,9 @@ def _write(
             touchpoints=touchpoints.get(lead.pk, ()),
         )
 
-    rows_insert(objs=[lead for _, lead in new])
+    # in key order: two requests creating the same new leads wait on the unique indexes in the
+    # same order (the second then fails and retries), never on each other in a circle
+    rows_insert(objs=sorted((lead for _, lead in new), key=_insert_order))
     attnames: dict[str, None] = {}
     for _, _, changes in changed:
         attnames.update(dict.fromkeys(changed_attnames(changes)))

@@ -5,12 +5,13 @@ import datetime as dt
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from alignment.api_keys import api_key_create
+from leads.importing import upsert
 from leads.intake import lead_intake
 from leads.models import EventType, Lead, LeadEvent, Stage
 from leads.services import touchpoint_record
@@ -238,6 +239,30 @@ def test_campaign_by_id_or_utm_link_and_email_filled_on_a_lead_known_by_external
     assert lead.email == "nine@example.com"
     assert Lead.objects.get(email="utm@example.com").campaign == spring
     assert Lead.objects.get(email="id@example.com").campaign == spring
+
+
+def test_a_batch_that_collides_with_another_writer_is_read_again_and_written_once(monkeypatch):
+    LeadFactory(email="ann@example.com", company="Old")
+    real_insert = upsert.rows_insert
+    calls = []
+
+    def collide_once(*, objs):
+        calls.append(len(objs))
+        if len(calls) == 1:
+            real_insert(objs=objs)
+            raise IntegrityError("duplicate key value violates unique constraint")
+        real_insert(objs=objs)
+
+    monkeypatch.setattr(upsert, "rows_insert", collide_once)
+    body = {"leads": [{"email": "ann@example.com", "company": "New"}, {"email": "cy@example.com"}]}
+
+    response = post(client_for("leads:write"), URL, body)
+
+    assert [r["result"] for r in response.json()["results"]] == ["updated", "created"]
+    assert calls == [1, 1]
+    assert Lead.objects.filter(email="cy@example.com").count() == 1
+    assert LeadEvent.objects.filter(type=EventType.LEAD_CREATED).count() == 1
+    assert LeadEvent.objects.filter(type=EventType.LEAD_UPDATED).count() == 1
 
 
 # --- limits ------------------------------------------------------------------------------------
