@@ -268,13 +268,13 @@ class ApiIndexView(APIView):
         ],
     )
     def get(self, request):
+        root = request.build_absolute_uri("/")
         return Response(
             {
                 "schema": reverse("api-schema", request=request),
                 "docs": reverse("api-docs", request=request),
-                "endpoints": {
-                    name: request.build_absolute_uri(route) for name, route in api_routes()
-                },
+                # the {name} placeholders stay readable (build_absolute_uri would encode them)
+                "endpoints": {name: f"{root}{route[1:]}" for name, route in api_routes()},
             }
         )
 

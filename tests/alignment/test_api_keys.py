@@ -1,10 +1,11 @@
 import datetime as dt
 import io
+import re
 
 import pytest
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
-from django.urls import reverse
+from django.urls import resolve, reverse
 from django.utils import timezone
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
@@ -266,6 +267,11 @@ def test_the_index_lists_schema_docs_and_endpoints():
     assert body["schema"].endswith("/api/v1/schema/")
     assert body["docs"].endswith("/api/v1/docs/")
     assert body["endpoints"]["me"].endswith(ME)
+    # every named endpoint is listed, and each listed URL is one the API answers
+    assert {"me", "leads", "lead", "events"} <= set(body["endpoints"])
+    for name, url in body["endpoints"].items():
+        path = re.sub(r"\{\w+\}", "1", url.removeprefix("http://testserver"))
+        assert resolve(path).url_name == f"api-{name}", url
 
 
 def test_throttle_answers_429_with_retry_after(settings):
