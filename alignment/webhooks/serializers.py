@@ -182,15 +182,18 @@ FORBIDDEN_EXAMPLE = OpenApiExample(
     response_only=True,
     status_codes=["403"],
 )
+PRIVATE_URL_MESSAGE = (
+    "crm.internal resolves to 10.0.0.5, which is a private or reserved address; webhooks only "
+    "go to public addresses."
+)
 BAD_URL_EXAMPLE = OpenApiExample(
     "A private address",
     value=problem(
         status_code=400,
-        detail="10.0.0.5 resolves to 10.0.0.5, a private or reserved address; webhooks only go "
-        "to public addresses.",
+        detail=PRIVATE_URL_MESSAGE,
         instance="/api/v1/webhooks/",
         code="invalid",
-        errors={"url": ["10.0.0.5 resolves to 10.0.0.5, a private or reserved address; ..."]},
+        errors={"url": [PRIVATE_URL_MESSAGE]},
     ),
     response_only=True,
     status_codes=["400"],

@@ -26,12 +26,7 @@ def private_allowed() -> bool:
     return bool(settings.DEBUG or getattr(settings, "WEBHOOKS_ALLOW_PRIVATE", False))
 
 
-def address_refused(address: str) -> bool:
-    """True for any address that is not plainly public: private, loopback, link-local
-    (cloud metadata), multicast, reserved, unspecified, shared (CGNAT) or documentation."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+def _refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return (
         ip.is_private
         or ip.is_loopback
@@ -41,6 +36,20 @@ def address_refused(address: str) -> bool:
         or ip.is_unspecified
         or not ip.is_global
     )
+
+
+def address_refused(address: str) -> bool:
+    """True for any address that is not plainly public: private, loopback, link-local
+    (cloud metadata), multicast, reserved, unspecified, shared (CGNAT) or documentation, also
+    when it is an IPv4 address inside IPv6 (mapped, 6to4)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is not None and _refused(embedded):
+            return True
+        if ip.ipv4_mapped is not None:
+            return False
+    return _refused(ip)
 
 
 def url_parts(url: str) -> tuple[str, str, int]:
@@ -76,9 +85,10 @@ def resolve(host: str, port: int) -> list[tuple]:
         for info in infos:
             address = info[4][0]
             if address_refused(address):
+                where = address if address == host else f"{host} resolves to {address}, which"
                 raise UnsafeAddress(
-                    f"{host} resolves to {address}, a private or reserved address; "
-                    "webhooks only go to public addresses.",
+                    f"{where} is a private or reserved address; webhooks only go to public "
+                    "addresses.",
                     field="url",
                 )
     return infos

@@ -612,6 +612,7 @@ def test_endpoint_input_is_checked(admin_user, rep, settings):
         "http://169.254.169.254/latest/meta-data/",
         "http://[::1]/",
         "http://[::ffff:127.0.0.1]/",
+        "http://[2002:a00:1::]/",
         "http://[fe80::1]/",
         "http://0.0.0.0/",
         "http://224.0.0.1/",
