@@ -218,4 +218,8 @@ class IdempotentRequest(models.Model):
         return f"{self.method} {self.path} ({self.key})"
 
 
-from alignment.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint  # noqa: E402,F401
+from alignment.webhooks.models import (  # noqa: E402,F401
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
