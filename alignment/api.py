@@ -252,7 +252,10 @@ class ApiIndexView(APIView):
             {
                 "schema": serializers.URLField(),
                 "docs": serializers.URLField(),
-                "endpoints": serializers.DictField(child=serializers.URLField()),
+                "endpoints": serializers.DictField(
+                    child=serializers.CharField(),
+                    help_text="Each endpoint's URL; a path parameter reads {name} (RFC 6570).",
+                ),
             },
         ),
         examples=[

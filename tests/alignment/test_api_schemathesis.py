@@ -1,12 +1,14 @@
 """schemathesis against the project's own OpenAPI schema: every operation, a bounded number of
-generated requests with a fixed seed, each sent with a valid key holding every scope. No answer
-may be a server error, and every answer must match the schema (status, content type, body)."""
+generated requests with a fixed seed, each sent with a valid key holding every scope and acting
+as a sales manager. No answer may be a server error, and every answer must match the schema
+(documented status, content type, headers and body)."""
 
 import pytest
 import schemathesis
 from django.core.cache import cache
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from alignment.api_keys import api_key_create
 from alignment.models import API_SCOPES
@@ -42,4 +44,6 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     suppress_health_check=list(HealthCheck),
 )
 def test_every_operation_answers_within_its_schema(case, bearer):
-    case.call_and_validate(headers=bearer)
+    # a schema-valid request may still be refused for the data it names (a campaign id that
+    # does not exist, a made-up cursor): that is a 400 problem, which the other checks validate
+    case.call_and_validate(headers=bearer, excluded_checks=[positive_data_acceptance])
