@@ -4,7 +4,7 @@ Django's bulk_update writes a CASE per column with one WHEN per row: on 1,000 ro
 columns PostgreSQL spends longer planning that than writing. Here each row is one tuple of a
 VALUES list, cast to its column's type on PostgreSQL (SQLite takes the values as they come)."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import connection, models
@@ -22,6 +22,19 @@ def _cast(field: models.Field) -> str:
     return field.db_type(connection)
 
 
+def _chunks(items: Sequence, width: int) -> Iterator[Sequence]:
+    """`items` in runs that keep a statement of `width` parameters per item under the limit."""
+    size = max(1, MAX_PARAMETERS.get(connection.vendor, OTHER_MAX_PARAMETERS) // width)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _adapters(fields: Sequence[models.Field]) -> list[bool]:
+    """Which values their field must adapt: on PostgreSQL the driver takes plain values (text,
+    numbers, times) as they are, so only JSON; on SQLite all."""
+    return [connection.vendor != "postgresql" or isinstance(f, models.JSONField) for f in fields]
+
+
 def rows_update(
     *, model: type[models.Model], attnames: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> int:
@@ -31,6 +44,7 @@ def rows_update(
         return 0
     meta = model._meta
     fields = [meta.pk] + [next(f for f in meta.concrete_fields if f.attname == a) for a in attnames]
+    adapted = _adapters(fields)
     columns = [connection.ops.quote_name(f.column) for f in fields]
     table = connection.ops.quote_name(meta.db_table)
     pk = columns[0]
@@ -40,18 +54,12 @@ def rows_update(
         row_sql = "(" + ", ".join("%s" for _ in fields) + ")"
     sets = ", ".join(f"{c} = v.{c}" for c in columns[1:])
     written = 0
-    per_statement = max(
-        1, MAX_PARAMETERS.get(connection.vendor, OTHER_MAX_PARAMETERS) // len(fields)
-    )
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
+        for chunk in _chunks(rows, len(fields)):
             params: list[Any] = []
             for row in chunk:
-                params.extend(
-                    f.get_db_prep_save(value, connection)
-                    for f, value in zip(fields, row, strict=True)
-                )
+                for f, adapt, value in zip(fields, adapted, row, strict=True):
+                    params.append(f.get_db_prep_save(value, connection) if adapt else value)
             values = ", ".join(row_sql for _ in chunk)
             if connection.vendor == "postgresql":
                 sql = (
@@ -77,18 +85,12 @@ def rows_insert(*, objs: Sequence[models.Model]) -> None:
         return
     meta = objs[0]._meta
     fields = [f for f in meta.concrete_fields if f is not meta.pk]
+    adapted = _adapters(fields)
     table = connection.ops.quote_name(meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    # plain values go to the driver as they are on PostgreSQL; JSON (and everything on SQLite)
-    # is adapted by its field
-    adapted = [connection.vendor != "postgresql" or isinstance(f, models.JSONField) for f in fields]
     row_sql = "(" + ", ".join("%s" for _ in fields) + ")"
-    per_statement = max(
-        1, MAX_PARAMETERS.get(connection.vendor, OTHER_MAX_PARAMETERS) // len(fields)
-    )
     with connection.cursor() as cursor:
-        for start in range(0, len(objs), per_statement):
-            chunk = objs[start : start + per_statement]
+        for chunk in _chunks(objs, len(fields)):
             params: list[Any] = []
             for obj in chunk:
                 for f, adapt in zip(fields, adapted, strict=True):
