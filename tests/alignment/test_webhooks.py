@@ -52,6 +52,7 @@ from alignment.webhooks.tasks import webhooks_retry_due_task
 from leads.events import event_record, outbox_dispatch, reactions_for
 from leads.intake import lead_intake
 from leads.models import EventType, LeadEvent, OutboxEntry
+from tests.conftest import wait_for
 from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -802,3 +803,28 @@ def test_a_delivery_deleted_while_it_was_sent_is_left_alone(receiver, monkeypatc
     assert delivery_attempt(delivery_id=delivery.pk) == "taken"
     assert not WebhookAttempt.objects.exists()
     assert delivery_attempt(delivery_id=delivery.pk) == "taken"  # gone: nothing to do
+
+
+@pytest.fixture
+def worker_allows_private(monkeypatch):
+    """The worker process reads its settings from the environment."""
+    monkeypatch.setenv("WEBHOOKS_ALLOW_PRIVATE", "true")
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_delivers_a_committed_event_once(
+    worker_allows_private, receiver, celery_worker_process
+):
+    endpoint = subscribe(receiver, ["lead.created"])
+    result = lead_intake(data={"email": "ada@engines.example"}, system="crm")  # commits: kicks
+    wait_for(
+        lambda: endpoint.deliveries.filter(status=DeliveryStatus.SUCCEEDED).exists(), timeout=60
+    )
+    created = LeadEvent.objects.get(lead=result.lead, type=EventType.LEAD_CREATED)
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [f"evt_{created.pk}"]
+    assert receiver.requests[0].verified["data"]["lead"]["email"] == "ada@engines.example"
+    # the beat jobs' passes afterwards find nothing to do
+    assert outbox_dispatch().done == 0
+    webhooks_retry_due_task()
+    assert len(receiver.requests) == 1
