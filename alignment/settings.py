@@ -272,6 +272,12 @@ OUTBOX_REACTIONS: dict[str, list[str]] = {
     # every event type: one signed webhook delivery per subscribed endpoint (alignment.webhooks)
     "*": ["alignment.webhooks.services.webhooks_reaction"],
 }
+# A reaction that wants only some events names a gate here: a function returning the event types
+# it wants now, asked once per write (one query), so that the ten million touchpoints nobody
+# subscribed to queue nothing for it.
+OUTBOX_REACTION_GATES: dict[str, str] = {
+    "alignment.webhooks.services.webhooks_reaction": "alignment.webhooks.services.webhook_event_types",
+}
 # webhooks may reach private and loopback addresses (always allowed with DEBUG); off in production
 WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
 # an endpoint is disabled once this many of its deliveries in a row have failed every attempt

@@ -75,11 +75,33 @@ def json_value(value: Any) -> Any:
     return _encoder.default(value)
 
 
-def reactions_for(event_type: str, payload: dict | None = None) -> tuple[str, ...]:
+class ReactionGates:
+    """A reaction may want only some events now (webhooks: only the types an active endpoint
+    subscribes to): settings.OUTBOX_REACTION_GATES names, per reaction, a function returning the
+    event types it wants ("*" for all). Each gate is asked once per write, in the writer's
+    transaction, so events that nobody wants queue nothing for it, and what it answers is exact
+    (no cache to go stale)."""
+
+    def __init__(self):
+        self._wanted: dict[str, frozenset[str]] = {}
+
+    def allows(self, reaction: str, event_type: str) -> bool:
+        gate = settings.OUTBOX_REACTION_GATES.get(reaction)
+        if gate is None:
+            return True
+        if reaction not in self._wanted:
+            self._wanted[reaction] = frozenset(_reaction(gate)())
+        wanted = self._wanted[reaction]
+        return "*" in wanted or event_type in wanted
+
+
+def reactions_for(
+    event_type: str, payload: dict | None = None, *, gates: ReactionGates | None = None
+) -> tuple[str, ...]:
     """The reactions settings name for an event: those of its type, and those of `type[flag]`
     when the payload's `flag` is true ("touchpoint.recorded[sales]": only sales touches, so that
     ten million marketing touches queue nothing for a reaction that ignores them), and those of
-    "*" (every type)."""
+    "*" (every type) — each only if its gate, if it has one, wants the event."""
     reactions = settings.OUTBOX_REACTIONS
     names = list(reactions.get(event_type, ()))
     names += [name for name in reactions.get("*", ()) if name not in names]
@@ -87,7 +109,8 @@ def reactions_for(event_type: str, payload: dict | None = None) -> tuple[str, ..
         flag = key[len(event_type) + 1 : -1]
         if key.startswith(event_type + "[") and key.endswith("]") and (payload or {}).get(flag):
             names += flagged
-    return tuple(names)
+    gates = gates or ReactionGates()
+    return tuple(name for name in names if gates.allows(name, event_type))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +132,7 @@ def _actor_check(actor_id: int | None, system: str) -> None:
 
 def _outbox_entries(events: Iterable[LeadEvent], *, now: datetime) -> list[OutboxEntry]:
     """One entry per reaction that settings name for each (written) event's type."""
+    gates = ReactionGates()
     return [
         OutboxEntry(
             event_id=event.pk,
@@ -118,7 +142,7 @@ def _outbox_entries(events: Iterable[LeadEvent], *, now: datetime) -> list[Outbo
             available_at=now,
         )
         for event in events
-        for name in reactions_for(event.type, event.payload)
+        for name in reactions_for(event.type, event.payload, gates=gates)
     ]
 
 

@@ -219,6 +219,17 @@ def event_message(event: LeadEvent) -> dict:
     }
 
 
+def webhook_event_types() -> set[str]:
+    """The outbox gate of webhooks_reaction: the event types some active endpoint subscribes to
+    ("*" among them when one takes every type). With no endpoint, events queue nothing."""
+    wanted: set[str] = set()
+    for types in WebhookEndpoint.objects.filter(is_active=True).values_list(
+        "event_types", flat=True
+    ):
+        wanted.update(types)
+    return wanted
+
+
 def webhooks_reaction(event: LeadEvent) -> None:
     """Outbox reaction (every event type): one delivery per active endpoint subscribed to the
     event's type, queued after commit. Run again for the same event, it adds none."""

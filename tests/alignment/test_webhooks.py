@@ -49,7 +49,7 @@ from alignment.webhooks.services import (
 )
 from alignment.webhooks.ssrf import address_refused, url_check
 from alignment.webhooks.tasks import webhooks_retry_due_task
-from leads.events import event_record, outbox_dispatch, reactions_for
+from leads.events import NewEvent, event_record, events_record_bulk, outbox_dispatch, reactions_for
 from leads.intake import lead_intake
 from leads.models import EventType, LeadEvent, OutboxEntry
 from tests.conftest import wait_for
@@ -183,12 +183,47 @@ def test_star_reactions_apply_to_every_event_type_once(settings):
     assert reactions_for("scoring.activated") == ("c.all", "a.won")
 
 
-def test_every_event_gets_one_webhooks_entry_in_the_outbox():
+def webhook_entries(event) -> list[str]:
+    return list(
+        OutboxEntry.objects.filter(event_id=event.pk, reaction=REACTION).values_list(
+            "reaction", flat=True
+        )
+    )
+
+
+def test_with_no_endpoint_events_queue_nothing_for_webhooks():
     lead = LeadFactory()
     event = record(lead, type=EventType.TOUCHPOINT_RECORDED, payload={"kind": "web_visit"})
-    assert list(
-        OutboxEntry.objects.filter(event_id=event.pk).values_list("reaction", flat=True)
-    ) == [REACTION]
+    assert webhook_entries(event) == []
+
+
+def test_an_event_is_queued_for_webhooks_when_an_active_endpoint_wants_its_type(receiver):
+    lead = LeadFactory()
+    endpoint = subscribe(receiver, ["lead.stage_changed"])
+
+    assert webhook_entries(record(lead)) == [REACTION]
+    touch = record(lead, type=EventType.TOUCHPOINT_RECORDED, payload={"kind": "web_visit"})
+    assert webhook_entries(touch) == []
+
+    endpoint_update(endpoint=endpoint, by=None, event_types=["*"])
+    touch = record(lead, type=EventType.TOUCHPOINT_RECORDED, payload={"kind": "web_visit"})
+    assert webhook_entries(touch) == [REACTION]
+
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(is_active=False)
+    assert webhook_entries(record(lead)) == []
+
+
+def test_bulk_events_ask_the_gate_once(receiver, django_assert_num_queries):
+    lead = LeadFactory()
+    subscribe(receiver, ["lead.updated"])
+    events = [
+        NewEvent(type=t, lead_id=lead.pk, occurred_at=timezone.now(), payload={}, system="x")
+        for t in ["lead.updated", "touchpoint.recorded"] * 20
+    ]
+    # the events, the gate's one read, the outbox entries
+    with django_assert_num_queries(3):
+        events_record_bulk(events)
+    assert OutboxEntry.objects.filter(reaction=REACTION).count() == 20
 
 
 # --- delivery through the outbox ---------------------------------------------------------------
