@@ -165,9 +165,35 @@ _STANDARD_ERRORS = {
 }
 
 
+_IDEMPOTENCY_HEADER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "Any unique string (a UUID) per logical request: a retry with the same key "
+    "and body within 24 hours returns the first answer (with `Idempotent-Replayed: true`) and "
+    "does nothing again.",
+}
+_IDEMPOTENCY_ERRORS = {
+    "409": "A request with this Idempotency-Key is still being processed; retry later.",
+    "422": "This Idempotency-Key was used with a different request body.",
+}
+
+
+def _document_idempotency(operation: dict) -> None:
+    parameters = operation.setdefault("parameters", [])
+    if not any(p.get("name") == "Idempotency-Key" for p in parameters):
+        parameters.append(_IDEMPOTENCY_HEADER)
+    content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    responses = operation.setdefault("responses", {})
+    for code, text in _IDEMPOTENCY_ERRORS.items():
+        responses.setdefault(code, {"description": text, "content": content})
+
+
 class ScopedAutoSchema(AutoSchema):
     """Each operation says which key scopes it needs: in its description, for people, and as
-    `x-required-scopes`, for tools (and the test that tries every scope on every endpoint)."""
+    `x-required-scopes`, for tools (and the test that tries every scope on every endpoint); an
+    `@idempotent` POST documents its Idempotency-Key header and its 409 and 422 answers."""
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
@@ -175,6 +201,8 @@ class ScopedAutoSchema(AutoSchema):
             return None
         scopes = list(view_scopes(self.view, method))
         operation["x-required-scopes"] = scopes
+        if getattr(getattr(self.view, method.lower(), None), "idempotent", False):
+            _document_idempotency(operation)
         needs = ", ".join(f"`{s}`" for s in scopes) if scopes else "any valid key"
         text = operation.get("description", "").rstrip()
         if "Scope" not in text:

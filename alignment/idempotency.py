@@ -14,7 +14,6 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -25,16 +24,6 @@ from alignment.models import IdempotentRequest
 HEADER = "Idempotency-Key"
 KEEP_FOR = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
-
-IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    HEADER,
-    location=OpenApiParameter.HEADER,
-    required=False,
-    type=str,
-    description="Any unique string (a UUID) per logical request: a retry with the same key and "
-    "body within 24 hours returns the first answer (with `Idempotent-Replayed: true`) and does "
-    "nothing again.",
-)
 
 
 class IdempotencyConflict(exceptions.APIException):
@@ -139,6 +128,8 @@ def idempotent(handler):
         claimed.save(update_fields=["status_code", "response", "location"])
         return response
 
+    # the schema documents the header and the 409/422 answers of every such handler
+    wrapper.idempotent = True
     return wrapper
 
 

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from alignment.api import api_can
 from alignment.api_auth import ScopePermission
-from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from alignment.idempotency import idempotent
 from alignment.permissions import Action
 from alignment.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from alignment.webhooks.serializers import (
@@ -92,7 +92,6 @@ class EndpointListView(_WebhookView):
         description="Subscribe a URL to event types. The answer carries the signing `secret`, "
         "which is never shown again (rotate it to get a new one). The URL must be http(s) and "
         f"resolve only to public addresses. {SCOPE_NOTE}",
-        parameters=[IDEMPOTENCY_PARAMETER],
         request=EndpointInputSerializer,
         responses={201: EndpointWithSecretSerializer},
         examples=[
@@ -178,7 +177,6 @@ class RotateSecretView(_WebhookView):
         description="A new signing secret, answered once. For 24 hours every message carries two "
         "signatures (new and old secret), so the receiver can switch without losing one. "
         f"{SCOPE_NOTE}",
-        parameters=[IDEMPOTENCY_PARAMETER],
         request=None,
         responses={200: EndpointWithSecretSerializer},
         examples=[
@@ -207,7 +205,6 @@ class SendTestView(_WebhookView):
         description="Queues one signed `webhook.test` message to the endpoint (also when it is "
         "disabled; tried once, not counted towards disabling). Its outcome is in the "
         f"delivery log. {SCOPE_NOTE}",
-        parameters=[IDEMPOTENCY_PARAMETER],
         request=None,
         responses={202: DeliverySerializer},
         examples=[
@@ -327,7 +324,6 @@ class ResendView(_WebhookView):
         description="Sends the same body under the same `webhook-id` again now, with a fresh "
         "round of retries (receivers deduplicate on `webhook-id`). Refused while the endpoint "
         f"is disabled. {SCOPE_NOTE}",
-        parameters=[IDEMPOTENCY_PARAMETER],
         request=None,
         responses={202: DeliverySerializer},
         examples=[

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES, PROBLEM_MEDIA_TYPE, problem
-from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from alignment.idempotency import idempotent
 from leads.api.leads import api_actor
 from leads.importing.upsert import MAX_ITEMS, ItemResult, check_items, leads_upsert_bulk
 from leads.models import LEAD_TEXT_FIELDS, Lead
@@ -123,7 +123,6 @@ class LeadBulkView(APIView):
         description=DESCRIPTION,
         request=BulkLeadsRequestSerializer,
         responses={200: BulkLeadsResponseSerializer, **IDEMPOTENCY_ANSWERS},
-        parameters=[IDEMPOTENCY_PARAMETER],
         examples=[
             OpenApiExample(
                 "Three leads",

@@ -19,7 +19,7 @@ from rest_framework.utils.urls import replace_query_param
 
 from alignment.api import PROBLEM_EXAMPLES, PROBLEM_MEDIA_TYPE, problem
 from alignment.api_auth import request_api_key
-from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from alignment.idempotency import idempotent
 from alignment.models import User
 from leads.api.examples import (
     LEAD_DETAIL_EXAMPLE,
@@ -223,7 +223,6 @@ class LeadListView(GenericAPIView):
         "not changed: the answer is a 409 naming it (to update, PATCH it or PUT "
         "/api/v1/leads/external/{external_id}/). A key acting as a person needs a role that may "
         "create leads. Send an `Idempotency-Key` to make a retry safe. Scope: `leads:write`.",
-        parameters=[IDEMPOTENCY_PARAMETER],
         request=LeadCreateSerializer,
         responses={
             201: LeadSerializer,

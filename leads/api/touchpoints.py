@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES
-from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from alignment.idempotency import idempotent
 from leads.api.bulk import (
     IDEMPOTENCY_ANSWERS,
     bulk_response_serializer,
@@ -80,7 +80,6 @@ class TouchpointIngestView(APIView):
         description=DESCRIPTION,
         request=TouchpointsRequestSerializer,
         responses={200: TouchpointsResponseSerializer, **IDEMPOTENCY_ANSWERS},
-        parameters=[IDEMPOTENCY_PARAMETER],
         examples=[
             OpenApiExample(
                 "Three touchpoints",

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from alignment.api import PROBLEM_EXAMPLES, api_can, problem
 from alignment.api_auth import request_api_key
-from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from alignment.idempotency import idempotent
 from alignment.permissions import Action
 from leads.scoring import services
 from leads.scoring.models import ModelOrigin, ModelStatus, ScoringApproval, ScoringModel
@@ -295,7 +295,6 @@ def _sign_off_schema(summary: str, description: str, request):
         description=f"{description} Scope: `scoring:approve`. Answers the version as it is "
         "afterwards; a refusal is a 403 (role) or a 400 (the sign-off's rule) and changes "
         "nothing.",
-        parameters=[IDEMPOTENCY_PARAMETER],
         request=request,
         responses={200: ScoringVersionDetailSerializer},
         examples=[

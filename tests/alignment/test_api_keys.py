@@ -208,7 +208,7 @@ def test_no_credentials_get_401_problem():
 def test_an_unknown_api_url_is_a_404_problem_not_a_page(settings):
     settings.DEBUG = True  # Django's debug 404 would list every URL pattern
 
-    for url in ["/api/v1/nothing-here/", "/api/v1/leads/42/", "/api/v2/"]:
+    for url in ["/api/v1/nothing-here/", "/api/v1/leads/42/nothing/", "/api/v2/"]:
         response = APIClient().get(url, HTTP_ACCEPT="text/html")
         body = assert_problem(response, 404)
         assert body["instance"] == url

@@ -14,11 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES, api_can
-from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from alignment.idempotency import idempotent
 from alignment.lib.errors import PermissionDenied
 from alignment.permissions import Action
 from leads.api.leads import api_actor
-from leads.api.pipeline.moves import idempotency_responses
 from leads.importing import services
 from leads.importing.forms import DELIMITER_CHOICES, ENCODING_CHOICES, ImportForm
 from leads.importing.tasks import import_job_queue
@@ -127,9 +126,8 @@ class ImportListView(APIView):
         "records who imported). A file that cannot be read as CSV (no header, binary, a wrong "
         "encoding) or a mapping that does not fit it is a 400 and no job. Bad rows do not "
         "fail the job: they are counted and listed by row number.\n\nScope: `leads:write`.",
-        parameters=[IDEMPOTENCY_PARAMETER],
         request={"multipart/form-data": ImportRequestSerializer},
-        responses={202: ImportJobSerializer, **idempotency_responses()},
+        responses={202: ImportJobSerializer},
         examples=[
             OpenApiExample(
                 "Queued",

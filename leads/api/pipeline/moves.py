@@ -1,4 +1,4 @@
-"""Stage moves, reassignment and reason codes through the API, with the pages' rules.
+"""Stage moves and reason codes through the API, with the pages' rules.
 
 A move goes through `leads.lifecycle.lead_move`, which checks the allowed moves, the actor's role
 (a rep decides only his own leads), the reason and the deal value; this module only names the
@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES, PROBLEM_MEDIA_TYPE, problem
-from alignment.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from alignment.idempotency import idempotent
 from alignment.lib.errors import DomainError, PermissionDenied
 from alignment.models import User
 from leads.api.leads import api_actor
@@ -33,7 +33,6 @@ from leads.lifecycle import (
     move_actor_check,
 )
 from leads.models import Lead, Reason, ReasonKind, Stage, StageChange
-from leads.routing import lead_assign
 from sla.api.common import require_team_member
 
 # the API's names for the moves of leads.lifecycle.ALLOWED_MOVES: one per target stage
@@ -157,52 +156,7 @@ class AvailableMovesSerializer(serializers.Serializer):
     moves = AvailableMoveSerializer(many=True)
 
 
-class AssignmentRequestSerializer(serializers.Serializer):
-    owner = serializers.CharField(
-        max_length=150, help_text="The new owner: a user id or a username (a sales rep/manager)."
-    )
-    note = serializers.CharField(required=False, allow_blank=True, max_length=500)
-
-    def validate_owner(self, value: str) -> User:
-        value = value.strip()
-        user = None
-        if value.isdigit() and int(value) < 2**63:
-            user = User.objects.filter(pk=int(value)).first()
-        user = user or User.objects.filter(username=value).first()
-        if user is None:
-            raise serializers.ValidationError(f"No user with id or username “{value}”.")
-        return user
-
-    def to_internal_value(self, data):
-        # a user id may come as a JSON number
-        if isinstance(data, dict) and isinstance(data.get("owner"), int):
-            data = {**data, "owner": str(data["owner"])}
-        return super().to_internal_value(data)
-
-
-class AssignmentResultSerializer(serializers.Serializer):
-    lead = LeadSerializer()
-    assignment = serializers.DictField(
-        help_text="id, owner (username), previous_owner (username or null), by, note, at."
-    )
-
-
-def idempotency_responses(conflict: str = "") -> dict:
-    """The problem answers of an `@idempotent` POST (and of a conflict of its own)."""
-    return {
-        (409, PROBLEM_MEDIA_TYPE): OpenApiResponse(
-            OpenApiTypes.OBJECT,
-            description=(f"{conflict} Or: " if conflict else "")
-            + "a request with this Idempotency-Key is still being processed.",
-        ),
-        (422, PROBLEM_MEDIA_TYPE): OpenApiResponse(
-            OpenApiTypes.OBJECT,
-            description="This Idempotency-Key was used with a different request body.",
-        ),
-    }
-
-
-def _lead_for(pk: int) -> Lead:
+def lead_for(pk: int) -> Lead:
     return get_object_or_404(Lead.objects.select_related(*LEAD_RELATED), pk=pk)
 
 
@@ -286,7 +240,7 @@ class LeadTransitionsView(APIView):
     )
     def get(self, request, pk: int):
         require_team_member(request)
-        lead = _lead_for(pk)
+        lead = lead_for(pk)
         actor = api_actor(request)
         data = {
             "lead": lead.pk,
@@ -307,11 +261,14 @@ class LeadTransitionsView(APIView):
         "are written with the move. A refused move changes nothing: 409 when the lead's "
         "stage does not allow it, 400 with the field for missing or wrong data, 403 for the "
         "role.\n\nScope: `pipeline:write`.",
-        parameters=[IDEMPOTENCY_PARAMETER],
         request=TransitionRequestSerializer,
         responses={
             200: TransitionResultSerializer,
-            **idempotency_responses("The lead's stage does not allow this move; nothing changed."),
+            (409, PROBLEM_MEDIA_TYPE): OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The lead's stage does not allow this move; nothing changed. Or: a "
+                "request with this Idempotency-Key is still being processed.",
+            ),
         },
         examples=[
             OpenApiExample("Win", value=TRANSITION_EXAMPLE, request_only=True),
@@ -357,7 +314,7 @@ class LeadTransitionsView(APIView):
         body = TransitionRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        lead = _lead_for(pk)
+        lead = lead_for(pk)
         actor = api_actor(request)
         action = data["action"]
         if actor["by"] is None and action not in SYSTEM_TRANSITIONS:
@@ -395,85 +352,8 @@ class LeadTransitionsView(APIView):
                 errors={"stage": [exc.message]},
             )
             return Response(body, status=status.HTTP_409_CONFLICT, content_type=PROBLEM_MEDIA_TYPE)
-        result = {"lead": _lead_for(pk), "stage_change": change}
+        result = {"lead": lead_for(pk), "stage_change": change}
         return Response(TransitionResultSerializer(result).data)
-
-
-class LeadAssignmentView(APIView):
-    """Reassign a lead by hand (a sales manager or an admin), as the lead page does."""
-
-    required_scopes = ("pipeline:write",)
-
-    @extend_schema(
-        summary="Reassign a lead",
-        description="Gives the lead to another sales rep or sales manager through the routing "
-        "service's manual assignment: a sales manager's or an admin's decision (the rep's "
-        "capacity is not checked), so the key must act as one (a key acting as nobody gets "
-        "403). Writes the Assignment row and a `lead.assigned` event. Assigning to the "
-        "current owner, or to someone outside sales, is a 400.\n\nScope: `pipeline:write`.",
-        parameters=[IDEMPOTENCY_PARAMETER],
-        request=AssignmentRequestSerializer,
-        responses={200: AssignmentResultSerializer, **idempotency_responses()},
-        examples=[
-            OpenApiExample(
-                "Reassign", value={"owner": "rita", "note": "Covers DACH"}, request_only=True
-            ),
-            OpenApiExample(
-                "Reassigned",
-                value={
-                    "lead": {"id": 42, "owner": {"id": 7, "username": "rita"}},
-                    "assignment": {
-                        "id": 88,
-                        "owner": "rita",
-                        "previous_owner": "sam",
-                        "by": "sales_manager",
-                        "note": "Covers DACH",
-                        "at": "2026-12-01T10:15:00+00:00",
-                    },
-                },
-                response_only=True,
-            ),
-            *PROBLEM_EXAMPLES,
-        ],
-    )
-    @idempotent
-    def post(self, request, pk: int):
-        body = AssignmentRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        lead = _lead_for(pk)
-        by = api_actor(request)["by"]
-        if by is None:
-            raise PermissionDenied(
-                "Reassigning a lead is a sales manager's decision: use a key created --as-user "
-                "a sales manager or an admin."
-            )
-        try:
-            with transaction.atomic():
-                assignment = lead_assign(
-                    lead=lead,
-                    rep=body.validated_data["owner"],
-                    by=by,
-                    note=body.validated_data.get("note", ""),
-                )
-        except PermissionDenied:
-            raise
-        except DomainError as exc:
-            # the service names the field `rep`; here it is `owner`
-            field = "owner" if exc.field == "rep" else exc.field
-            raise DomainError(exc.message, field=field) from None
-        previous = assignment.previous_owner if assignment.previous_owner_id else None
-        data = {
-            "lead": _lead_for(pk),
-            "assignment": {
-                "id": assignment.pk,
-                "owner": assignment.rep.username,
-                "previous_owner": previous.username if previous else None,
-                "by": by.username,
-                "note": assignment.note,
-                "at": assignment.at.isoformat(),
-            },
-        }
-        return Response(AssignmentResultSerializer(data).data)
 
 
 class ReasonListView(APIView):
@@ -531,6 +411,5 @@ class ReasonListView(APIView):
 
 urlpatterns = [
     path("leads/<int:pk>/transitions/", LeadTransitionsView.as_view(), name="api-lead-transitions"),
-    path("leads/<int:pk>/assignment/", LeadAssignmentView.as_view(), name="api-lead-assignment"),
     path("reasons/", ReasonListView.as_view(), name="api-reasons"),
 ]
