@@ -7,6 +7,13 @@ from alignment.models import WorkerHeartbeat
 # defined beside notify(), which queues it after commit; imported here for autodiscovery
 from alignment.notifications import notifications_send_task  # noqa: F401  (notifications_send)
 
+# the webhook deliveries, their retry sweep and their pruning, for the same reason
+from alignment.webhooks.tasks import (  # noqa: F401
+    webhook_deliver_task,
+    webhooks_prune_task,
+    webhooks_retry_due_task,
+)
+
 
 @shared_task(ignore_result=True)
 def worker_heartbeat(name: str = "worker") -> None:

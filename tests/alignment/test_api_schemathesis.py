@@ -3,6 +3,8 @@ generated requests with a fixed seed, each sent with a valid key holding every s
 as a sales manager. No answer may be a server error, and every answer must match the schema
 (documented status, content type, headers and body)."""
 
+import socket
+
 import pytest
 import schemathesis
 from django.core.cache import cache
@@ -12,6 +14,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from alignment.api_keys import api_key_create
 from alignment.models import API_SCOPES
+from alignment.webhooks import delivery, ssrf
 from alignment.wsgi import application
 from tests.factories import LeadFactory
 
@@ -22,6 +25,17 @@ EXAMPLES_PER_OPERATION = 12
 @pytest.fixture
 def api_schema(db):
     return schemathesis.openapi.from_wsgi("/api/v1/schema/", application)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Generated webhook endpoints name random hosts: every one resolves to a public documentation
+    address, and a delivery is answered 204 without leaving the machine."""
+    documentation_address = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.10", 443))]
+    monkeypatch.setattr(ssrf, "resolve", lambda host, port: documentation_address)
+    monkeypatch.setattr(
+        delivery, "http_post", lambda url, *, body, headers: delivery.Outcome(204, 1, "", "")
+    )
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ EXPECTED = {
     Action.SCORING_APPROVE: "010100",
     Action.AGREEMENT_SIGN: "010100",
     Action.API_KEY_MANAGE: "000010",
+    Action.WEBHOOKS_MANAGE: "000010",
 }
 ORDER = ["marketer", "marketing_manager", "rep", "sales_manager", "admin", "outsider"]
 
