@@ -223,8 +223,10 @@ def webhook_event_types() -> set[str]:
     """The outbox gate of webhooks_reaction: the event types some active endpoint subscribes to
     ("*" among them when one takes every type). With no endpoint, events queue nothing."""
     wanted: set[str] = set()
-    for types in WebhookEndpoint.objects.filter(is_active=True).values_list(
-        "event_types", flat=True
+    for types in (
+        WebhookEndpoint.objects.filter(is_active=True)
+        .order_by()
+        .values_list("event_types", flat=True)
     ):
         wanted.update(types)
     return wanted
