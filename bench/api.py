@@ -420,23 +420,25 @@ def report(args, client, lead_ids, rng, Lead, Touchpoint) -> None:  # noqa: N803
 
 
 def webhooks(args, run: str) -> None:
-    try:
-        from bench import api_webhooks
-    except ImportError:
-        print("\nwebhook delivery: skipped (no delivery service to drive)")
-        return
+    from bench import api_webhooks
+
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=receiver.serve_forever, daemon=True)
     thread.start()
     try:
-        count, seconds = api_webhooks.deliver(
+        figures = api_webhooks.deliver(
             url=f"http://127.0.0.1:{receiver.server_port}/hook", count=args.webhooks, run=run
         )
     finally:
         receiver.shutdown()
     print(
-        f"\nwebhook delivery: {count} deliveries in {seconds:.2f} s = {count / seconds:,.0f}/s "
-        f"(received {_Receiver.received})"
+        f"\nwebhooks: {figures['events']} events -> {figures['deliveries']} deliveries made by "
+        f"the outbox reaction in {figures['reaction_seconds']:.2f} s "
+        f"({figures['deliveries'] / figures['reaction_seconds']:,.0f}/s); signed and sent to a "
+        f"local receiver by {figures['senders']} senders in {figures['send_seconds']:.2f} s = "
+        f"{figures['delivered'] / figures['send_seconds']:,.0f} deliveries/s "
+        f"({figures['delivered']} delivered, {figures['failed']} not; the receiver got "
+        f"{_Receiver.received})"
     )
 
 
