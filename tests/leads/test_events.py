@@ -133,6 +133,84 @@ def test_an_import_writes_created_and_updated_events_in_bulk(marketer):
     assert (updated.actor, updated.system) == (marketer, "import")
 
 
+def _logged(after_id: int) -> tuple[list, list]:
+    """The events after `after_id` and their outbox entries, in id order, without ids/times."""
+    rows = list(
+        LeadEvent.objects.filter(pk__gt=after_id)
+        .order_by("pk")
+        .values_list("pk", "lead_id", "type", "occurred_at", "actor_id", "system", "payload")
+    )
+    position = {row[0]: n for n, row in enumerate(rows)}
+    entries = [
+        (position[event_id], reaction, lead_id, attempts, last_error, created == available)
+        for event_id, reaction, lead_id, attempts, last_error, created, available in (
+            OutboxEntry.objects.filter(event_id__in=position)
+            .order_by("pk")
+            .values_list(
+                "event_id",
+                "reaction",
+                "lead_id",
+                "attempts",
+                "last_error",
+                "created_at",
+                "available_at",
+            )
+        )
+    ]
+    return [row[1:] for row in rows], entries
+
+
+def test_bulk_events_are_the_rows_and_entries_one_by_one_writes(rep, settings):
+    settings.OUTBOX_REACTIONS = {
+        EventType.LEAD_STAGE_CHANGED: ["r.clock", "r.other"],
+        "touchpoint.recorded[sales]": ["r.clock"],
+        "*": ["r.every"],
+    }
+    settings.OUTBOX_REACTION_GATES = {}
+    lead, other = LeadFactory(), LeadFactory()
+    at = timezone.now()
+    new = [
+        events.NewEvent(
+            type=EventType.LEAD_STAGE_CHANGED,
+            lead_id=lead.pk,
+            occurred_at=at,
+            payload={"from": "new", "to": "mql", "deal_value": None},
+            system="x",
+        ),
+        events.NewEvent(
+            type=EventType.TOUCHPOINT_RECORDED,
+            lead_id=other.pk,
+            occurred_at=at,
+            payload={"kind": "call", "sales": True, "at": at},
+            actor_id=rep.pk,
+        ),
+        events.NewEvent(
+            type=EventType.TOUCHPOINT_RECORDED,
+            lead_id=other.pk,
+            occurred_at=at,
+            payload={"kind": "page_view", "sales": False, "note": "é ' \" \\ ;"},
+            system="x",
+        ),
+        events.NewEvent(
+            type="scoring.activated", lead_id=None, occurred_at=at, payload={}, system="x"
+        ),
+        events.NewEvent(
+            type=EventType.LEAD_ASSIGNED, lead_id=lead.pk, occurred_at=at, payload={}, system="y"
+        ),
+    ] * 3
+    start = LeadEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    for event in new:
+        events.event_record_from(event, by=rep if event.actor_id else None)
+    middle = LeadEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+    # batches of two: the ids and the entries still follow the given order across statements
+    assert events.events_record_bulk(new, batch_size=2) == len(new)
+
+    one_by_one, bulk = _logged(start), _logged(middle)
+    assert bulk[0] == one_by_one[0][: len(new)]
+    assert bulk[1] == [e for e in one_by_one[1] if e[0] < len(new)]
+    assert [e[1] for e in bulk[1][:5]] == ["r.clock", "r.other", "r.every", "r.every", "r.clock"]
+
+
 def test_an_imported_outcome_is_history_that_nothing_reacts_to(marketer):
     content = b"email,company,outcome\nada@engines.example,Engines,won\n"
     mapping = {"outcome": {"column": "outcome", "won": ["won"], "lost": ["lost"]}}
