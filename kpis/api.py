@@ -12,10 +12,10 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
+from alignment.api_base import AwareDateTimeField, TeamReadView
 from alignment.lib.errors import DomainError
 from kpis import selectors
 from kpis.selectors import Period
-from sla.api.common import AwareDateTimeField, TeamReadView
 from sla.models import Agreement
 from sla.report.figures import agreement_timezone, marketing_figures, report_figures
 from sla.selectors import agreement_active

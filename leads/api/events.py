@@ -37,9 +37,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES
+from alignment.api_base import require_team_member
 from leads.api.serializers import LEAD_RELATED, LeadSerializer
 from leads.models import EventType, LeadEvent
-from sla.api.common import require_team_member
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

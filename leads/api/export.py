@@ -23,10 +23,10 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
+from alignment.api_base import require_team_member
 from alignment.lib.csv_safe import csv_lines
 from leads.api.filters import LeadFilter, leads_filtered
 from leads.models import LEAD_TEXT_FIELDS, Lead
-from sla.api.common import require_team_member
 
 # rows fetched from the server-side cursor at a time, and bytes sent to the client at a time
 CHUNK_SIZE = 2000

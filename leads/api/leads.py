@@ -19,6 +19,7 @@ from rest_framework.utils.urls import replace_query_param
 
 from alignment.api import PROBLEM_EXAMPLES, PROBLEM_MEDIA_TYPE, problem
 from alignment.api_auth import request_api_key
+from alignment.api_base import require_team_member
 from alignment.idempotency import idempotent
 from alignment.models import User
 from leads.api.examples import (
@@ -44,7 +45,6 @@ from leads.api.serializers import (
 from leads.intake import lead_find, lead_intake, lead_update
 from leads.models import Lead, MergeRecord
 from leads.scoring.selectors import lead_score_explain
-from sla.api.common import require_team_member
 from sla.templatetags.sla_clocks import lead_sla_clocks
 
 READ = ("leads:read",)

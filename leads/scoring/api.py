@@ -17,13 +17,13 @@ from rest_framework.response import Response
 
 from alignment.api import PROBLEM_EXAMPLES, api_can, problem
 from alignment.api_auth import request_api_key
+from alignment.api_base import AwareDateTimeField, SignOffApprovalSerializer, TeamReadView
 from alignment.idempotency import idempotent
 from alignment.permissions import Action
 from leads.scoring import services
 from leads.scoring.models import ModelOrigin, ModelStatus, ScoringApproval, ScoringModel
 from leads.scoring.tasks import scoring_preview_queue
 from leads.scoring.views import APPROVERS_ONLY
-from sla.api.common import AwareDateTimeField, SignOffApprovalSerializer, TeamReadView
 
 READ_SCOPE = "scoring:read"
 APPROVE_SCOPE = "scoring:approve"

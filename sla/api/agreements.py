@@ -11,9 +11,9 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from alignment.api import PROBLEM_EXAMPLES
+from alignment.api_base import SignOffApprovalSerializer, TeamReadView
 from alignment.lib.business_time import Calendar, CalendarError
 from alignment.signoff import VersionStatus
-from sla.api.common import SignOffApprovalSerializer, TeamReadView
 from sla.models import Agreement
 from sla.selectors import agreement_active, agreement_history, agreement_summary, calendar_words
 

@@ -6,7 +6,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination
 
 from alignment.api import PROBLEM_EXAMPLES
-from sla.api.common import AwareDateTimeField, TeamReadView
+from alignment.api_base import AwareDateTimeField, TeamReadView
 from sla.clocks.models import ClockKind, ClockStatus, SlaClock
 
 READ_SCOPE = "sla:read"

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES, api_can
+from alignment.api_base import require_team_member
 from alignment.idempotency import idempotent
 from alignment.lib.errors import PermissionDenied
 from alignment.permissions import Action
@@ -23,7 +24,6 @@ from leads.importing.forms import DELIMITER_CHOICES, ENCODING_CHOICES, ImportFor
 from leads.importing.tasks import import_job_queue
 from leads.importing.views import job_status
 from leads.models import ImportJob, ImportStatus
-from sla.api.common import require_team_member
 
 
 class ImportRequestSerializer(serializers.Serializer):

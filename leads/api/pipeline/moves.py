@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES, PROBLEM_MEDIA_TYPE, problem
+from alignment.api_base import require_team_member
 from alignment.idempotency import idempotent
 from alignment.lib.errors import DomainError, PermissionDenied
 from alignment.models import User
@@ -33,7 +34,6 @@ from leads.lifecycle import (
     move_actor_check,
 )
 from leads.models import Lead, Reason, ReasonKind, Stage, StageChange
-from sla.api.common import require_team_member
 
 # the API's names for the moves of leads.lifecycle.ALLOWED_MOVES: one per target stage
 TRANSITIONS: dict[str, str] = {
