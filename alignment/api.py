@@ -275,6 +275,7 @@ class ApiIndexView(APIView):
 
     @extend_schema(
         summary="API index",
+        tags=["index"],
         responses=inline_serializer(
             "ApiIndex",
             {
