@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import connection, models
+from django.db.models.base import ModelState
 
 # parameters per statement: PostgreSQL's protocol allows 65,535, SQLite 32,766
 MAX_PARAMETERS = {"postgresql": 65_000}
@@ -20,6 +21,17 @@ def _cast(field: models.Field) -> str:
     if field.get_internal_type() in _TEXT_TYPES:
         return "text"
     return field.db_type(connection)
+
+
+def _plain_pre_save(field: models.Field) -> bool:
+    """Whether the field's pre_save only reads the attribute (no auto_now, no file to commit)."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return False
+    return type(field).pre_save in (
+        models.Field.pre_save,
+        models.DateField.pre_save,
+        models.DateTimeField.pre_save,
+    )
 
 
 def _chunks(items: Sequence, width: int) -> Iterator[Sequence]:
@@ -86,6 +98,7 @@ def rows_insert(*, objs: Sequence[models.Model]) -> None:
     meta = objs[0]._meta
     fields = [f for f in meta.concrete_fields if f is not meta.pk]
     adapted = _adapters(fields)
+    plain = [_plain_pre_save(f) for f in fields]
     table = connection.ops.quote_name(meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     row_sql = "(" + ", ".join("%s" for _ in fields) + ")"
@@ -93,8 +106,8 @@ def rows_insert(*, objs: Sequence[models.Model]) -> None:
         for chunk in _chunks(objs, len(fields)):
             params: list[Any] = []
             for obj in chunk:
-                for f, adapt in zip(fields, adapted, strict=True):
-                    value = f.pre_save(obj, add=True)
+                for f, adapt, read in zip(fields, adapted, plain, strict=True):
+                    value = getattr(obj, f.attname) if read else f.pre_save(obj, add=True)
                     params.append(f.get_db_prep_save(value, connection) if adapt else value)
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {', '.join(row_sql for _ in chunk)} "
@@ -105,3 +118,49 @@ def rows_insert(*, objs: Sequence[models.Model]) -> None:
                 obj.pk = pk
                 obj._state.adding = False
                 obj._state.db = connection.alias
+
+
+class Blank:
+    """New, unsaved instances of a model, each field at its default (a callable default called
+    for each instance), as `model(**values)` builds them but without Model.__init__'s work per
+    field: on 1,000 leads of fifty fields that cost more than the request's INSERT. `values`
+    are attnames (`owner_id`, not `owner`). The model must not rely on post_init."""
+
+    def __init__(self, model: type[models.Model]):
+        self.model = model
+        fields = model._meta.concrete_fields
+        self.fixed = {
+            f.attname: f.get_default()
+            for f in fields
+            if not (f.has_default() and callable(f.default))
+        }
+        self.called = [
+            (f.attname, f.default) for f in fields if f.has_default() and callable(f.default)
+        ]
+
+    def __call__(self, **values: Any) -> models.Model:
+        obj = self.model.__new__(self.model)
+        obj._state = ModelState()
+        data = obj.__dict__
+        data.update(self.fixed)
+        for attname, default in self.called:
+            if attname not in values:
+                data[attname] = default()
+        data.update(values)
+        return obj
+
+
+def rows_instances(
+    *, model: type[models.Model], attnames: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[models.Model]:
+    """Saved instances from rows read with `values_list(*attnames)`, as `Model.from_db` builds
+    them (the other fields deferred: read on first access) without its __init__ per row."""
+    objs = []
+    for row in rows:
+        obj = model.__new__(model)
+        state = obj._state = ModelState()
+        state.adding = False
+        state.db = connection.alias
+        obj.__dict__.update(zip(attnames, row, strict=True))
+        objs.append(obj)
+    return objs

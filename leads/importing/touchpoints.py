@@ -20,7 +20,7 @@ from alignment.lib.errors import DomainError, PermissionDenied
 from alignment.models import Role, User
 from alignment.permissions import Action, can, require
 from leads.events import NewEvent, events_record_bulk
-from leads.importing.rowsql import rows_insert, rows_update
+from leads.importing.rowsql import Blank, rows_insert, rows_instances, rows_update
 from leads.importing.scoring import SCORE_ATTNAMES, BatchScorer, Scored, TouchpointRow
 from leads.importing.upsert import (
     ERROR,
@@ -64,6 +64,9 @@ _LOCKED_FIELDS = (
     "first_sales_touch_at",
     *SCORE_ATTNAMES,
 )
+_LOCKED_ATTNAMES = tuple(Lead._meta.get_field(name).attname for name in _LOCKED_FIELDS)
+_KINDS = frozenset(TouchpointKind.values)
+_new_touchpoint = Blank(Touchpoint)
 
 
 @dataclass(slots=True)
@@ -101,7 +104,7 @@ def _parse(index: int, item: dict, *, by: User | None, now: datetime) -> _Item:
     if lead_id is None and external_id is None and email is None:
         raise DomainError("Name the lead by lead_id, external_id or email.", field="lead_id")
     kind = item.get("kind")
-    if kind not in TouchpointKind.values:
+    if kind not in _KINDS:
         raise DomainError(f"Unknown touchpoint kind {kind!r}.", field="kind")
     if kind in SALES_TOUCHPOINT_KINDS:
         if by is None:
@@ -198,11 +201,13 @@ def _lock(items: list[_Item], *, ids: set[int] = frozenset()) -> dict[str, dict]
     ids = set(ids) | {it.lead_id for it in items if it.lead_id is not None}
     external_ids = {it.external_id for it in items if it.external_id}
     emails = {it.email for it in items if it.email}
-    leads = list(
-        Lead.objects.select_for_update()
+    leads = rows_instances(
+        model=Lead,
+        attnames=_LOCKED_ATTNAMES,
+        rows=Lead.objects.select_for_update()
         .filter(Q(pk__in=ids) | Q(external_id__in=external_ids) | Q(email__in=emails))
         .order_by("pk")
-        .only(*_LOCKED_FIELDS)
+        .values_list(*_LOCKED_ATTNAMES),
     )
     return {
         "id": {lead.pk: lead for lead in leads},
@@ -290,13 +295,13 @@ def _round(
                 ),
             )
             continue
-        touchpoint = Touchpoint(
+        touchpoint = _new_touchpoint(
             lead_id=lead_id,
             kind=it.kind,
             occurred_at=it.occurred_at,
             campaign_id=campaign_ids[it.index],
             metadata=it.metadata,
-            created_by=by,
+            created_by_id=by.pk if by is not None else None,
             created_at=now,
         )
         first_touch = (

@@ -21,7 +21,7 @@ from alignment.lib.errors import DomainError
 from alignment.models import User
 from alignment.permissions import Action, require
 from leads.events import NewEvent, events_record_bulk
-from leads.importing.rowsql import rows_insert, rows_update
+from leads.importing.rowsql import Blank, rows_insert, rows_instances, rows_update
 from leads.importing.scoring import SCORE_ATTNAMES, BatchScorer, Scored
 from leads.intake import (
     EDITABLE_FIELDS,
@@ -45,6 +45,8 @@ _ABSENT = object()
 _MAX_LENGTH = {"email": 254, "external_id": Lead._meta.get_field("external_id").max_length}
 MAX_INTEGER = 2_147_483_647  # PostgreSQL's integer
 MAX_ID = 2**63 - 1
+_LEAD_ATTNAMES = tuple(f.attname for f in Lead._meta.concrete_fields)
+_new_lead = Blank(Lead)
 
 
 def has_nul(value: Any) -> bool:
@@ -222,10 +224,13 @@ def _match(items: list[_Item], results: dict[int, ItemResult]) -> tuple[list, di
     with its lead (None: a new lead); duplicates within the request become errors."""
     external_ids = {it.external_id for it in items if it.external_id}
     emails = {it.email for it in items if it.email}
-    locked = list(
-        Lead.objects.select_for_update()
+    locked = rows_instances(
+        model=Lead,
+        attnames=_LEAD_ATTNAMES,
+        rows=Lead.objects.select_for_update()
         .filter(Q(external_id__in=external_ids) | Q(email__in=emails))
         .order_by("pk")
+        .values_list(*_LEAD_ATTNAMES),
     )
     by_external_id = {lead.external_id: lead for lead in locked if lead.external_id}
     by_email = {lead.email: lead for lead in locked if lead.email}
@@ -315,7 +320,7 @@ def _write(
                 continue
             clean["source_id"] = sources[key].pk if key else None
         if lead is None:
-            lead = Lead(
+            lead = _new_lead(
                 email=it.email, external_id=it.external_id, created_at=now, stage_changed_at=now
             )
             _apply(lead, clean, campaign_by_utm=campaigns.by_utm)
