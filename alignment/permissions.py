@@ -27,6 +27,7 @@ class Action(StrEnum):
     AGREEMENT_SIGN = "agreement.sign"
     API_KEY_MANAGE = "api_key.manage"
     WEBHOOKS_MANAGE = "webhooks.manage"
+    GOAL_MANAGE = "goal.manage"  # set and change the shared goals
 
 
 _M, _MM = Role.MARKETER, Role.MARKETING_MANAGER
@@ -53,6 +54,7 @@ POLICY: dict[Action, frozenset[str]] = {
     Action.AGREEMENT_SIGN: frozenset({_MM, _SM}),
     Action.API_KEY_MANAGE: frozenset({Role.ADMIN}),
     Action.WEBHOOKS_MANAGE: frozenset({Role.ADMIN}),
+    Action.GOAL_MANAGE: frozenset({_MM, _SM, Role.ADMIN}),
 }
 
 

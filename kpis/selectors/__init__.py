@@ -87,3 +87,29 @@ __all__ = [
     "weeks_back",
     "won_customers",
 ]
+
+# --- the funnel, velocity, attribution and goals (issue 11) ---
+from kpis.selectors.funnel import Funnel, FunnelStep, lead_funnel  # noqa: E402
+
+__all__ += ["Funnel", "FunnelStep", "lead_funnel"]
+from kpis.selectors.velocity import Velocity, VelocityRow, sales_velocity  # noqa: E402
+
+__all__ += ["Velocity", "VelocityRow", "sales_velocity"]
+from kpis.selectors.attribution import (  # noqa: E402
+    Attribution,
+    Credit,
+    pipeline_attribution,
+    revenue_attribution,
+)
+
+__all__ += ["Attribution", "Credit", "pipeline_attribution", "revenue_attribution"]
+from kpis.selectors.goals import (  # noqa: E402
+    METRICS,
+    GoalProgress,
+    GoalsBoard,
+    TrendPoint,
+    goal_progress,
+    goals_board,
+)
+
+__all__ += ["METRICS", "GoalProgress", "GoalsBoard", "TrendPoint", "goal_progress", "goals_board"]

@@ -26,6 +26,7 @@ EXPECTED = {
     Action.AGREEMENT_SIGN: "010100",
     Action.API_KEY_MANAGE: "000010",
     Action.WEBHOOKS_MANAGE: "000010",
+    Action.GOAL_MANAGE: "010110",
 }
 ORDER = ["marketer", "marketing_manager", "rep", "sales_manager", "admin", "outsider"]
 

@@ -1,0 +1,185 @@
+"""The funnel: leads -> MQL -> SAL -> SQL -> opportunity -> won, for a cohort of new leads.
+
+Cohort: the leads whose `lead.created` event falls in the period (a lead enters the funnel once,
+when it is created). Each is followed to the furthest funnel stage it reached at any time after
+(or up to `until`, when given: "as of the period end" is `until=period.end`), so a recent period's
+funnel still fills as its leads move on, as the MQL acceptance rate does.
+
+A lead counts once per stage however often it entered it: a lead that became an MQL, was
+recycled and became an MQL again is one MQL here (marketing's `mqls_delivered` counts entries).
+A lead that reached a later stage counts as having reached every earlier one (the lifecycle does
+not skip SAL or SQL, but an imported history may go from MQL straight to won), so no conversion
+passes 100%.
+
+Time in stage: for every stay of a cohort lead in MQL, SAL, SQL and opportunity that has ended
+(the lead moved on, or out: rejected, recycled, lost), the calendar hours from entering the stage
+to leaving it; the median over those stays. A stay still going on is not counted.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import (
+    Count,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+
+from kpis.selectors.marketing import _lead_filters
+from kpis.selectors.periods import Period
+from leads.models import EventType, LeadEvent, Stage
+
+# the funnel's stages after "lead" (the cohort itself), in order
+FUNNEL_STAGES = (Stage.MQL, Stage.SAL, Stage.SQL, Stage.OPPORTUNITY, Stage.WON)
+# the stages whose time is measured (won is final)
+TIMED_STAGES = (Stage.MQL, Stage.SAL, Stage.SQL, Stage.OPPORTUNITY)
+
+
+def lead_filters(
+    qs: QuerySet,
+    *,
+    source_id: int | None = None,
+    campaign_id: int | None = None,
+    rep_id: int | None = None,
+) -> QuerySet:
+    """Events of leads with this current source, campaign and owner (each filter optional)."""
+    qs = _lead_filters(qs, source_id, campaign_id)
+    return qs.filter(lead__owner_id=rep_id) if rep_id is not None else qs
+
+
+def cohort_lead_ids(
+    *,
+    period: Period,
+    source_id: int | None = None,
+    campaign_id: int | None = None,
+    rep_id: int | None = None,
+) -> QuerySet:
+    """The ids of the leads created in the period (a subquery, never fetched)."""
+    qs = LeadEvent.objects.filter(
+        type=EventType.LEAD_CREATED,
+        occurred_at__gte=period.start,
+        occurred_at__lt=period.end,
+        lead_id__isnull=False,
+    )
+    qs = lead_filters(qs, source_id=source_id, campaign_id=campaign_id, rep_id=rep_id)
+    return qs.values("lead_id")
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelStep:
+    stage: str  # "lead" or a Stage code
+    label: str
+    reached: int  # cohort leads that got this far (or further)
+    # reached / the previous step's reached, percent (None for the first step or an empty one)
+    conversion: float | None
+    # reached here but got no further
+    dropped: int
+    # median calendar hours in this stage, over the stays that ended; None when none did
+    median_hours_in_stage: float | None
+    stays_measured: int
+
+
+@dataclass(frozen=True, slots=True)
+class Funnel:
+    leads: int
+    steps: tuple[FunnelStep, ...]
+    # won / leads, percent
+    overall: float | None
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+def _median_hours(qs: QuerySet, n: int) -> float:
+    """The median of the `duration` annotation (mean of the two middle ones for an even n),
+    read with ORDER BY ... OFFSET so that it works on every database."""
+    low = (n - 1) // 2
+    values = list(qs.order_by("duration").values_list("duration", flat=True)[low : low + 2])
+    middle = values[0] if n % 2 else values[0] + (values[1] - values[0]) / 2
+    return round(middle / timedelta(hours=1), 2)
+
+
+def _stays(cohort: QuerySet, until: datetime | None) -> QuerySet:
+    """The ended stays of the cohort's leads in the timed stages, each with its `duration`:
+    from the move out of a stage back to the latest move into it."""
+    entered = LeadEvent.objects.filter(
+        type=EventType.LEAD_STAGE_CHANGED,
+        lead_id=OuterRef("lead_id"),
+        payload__to=OuterRef("stage_from"),
+        occurred_at__lte=OuterRef("occurred_at"),
+    ).order_by("-occurred_at", "-id")
+    qs = LeadEvent.objects.filter(
+        type=EventType.LEAD_STAGE_CHANGED,
+        lead_id__in=cohort,
+        payload__from__in=list(TIMED_STAGES),
+    )
+    if until is not None:
+        qs = qs.filter(occurred_at__lt=until)
+    return (
+        qs.annotate(stage_from=F("payload__from"))
+        .annotate(
+            entered_at=Subquery(entered.values("occurred_at")[:1], output_field=DateTimeField())
+        )
+        .filter(entered_at__isnull=False)
+        .annotate(duration=ExpressionWrapper(F("occurred_at") - F("entered_at"), DurationField()))
+    )
+
+
+def lead_funnel(
+    *,
+    period: Period,
+    source_id: int | None = None,
+    campaign_id: int | None = None,
+    rep_id: int | None = None,
+    until: datetime | None = None,
+) -> Funnel:
+    """The period's new leads, how far they got, stage to stage (see the module doc).
+    Queries: 2, plus 1 per timed stage with ended stays (at most 6)."""
+    cohort = cohort_lead_ids(
+        period=period, source_id=source_id, campaign_id=campaign_id, rep_id=rep_id
+    )
+    leads = cohort.count()
+    moves = LeadEvent.objects.filter(type=EventType.LEAD_STAGE_CHANGED, lead_id__in=cohort)
+    if until is not None:
+        moves = moves.filter(occurred_at__lt=until)
+    reached = moves.aggregate(
+        **{
+            stage: Count(
+                "lead_id", distinct=True, filter=Q(payload__to__in=list(FUNNEL_STAGES[i:]))
+            )
+            for i, stage in enumerate(FUNNEL_STAGES)
+        }
+    )
+    stays = _stays(cohort, until)
+    measured = dict(
+        stays.values("stage_from").annotate(n=Count("id")).values_list("stage_from", "n")
+    )
+    medians = {
+        stage: _median_hours(stays.filter(payload__from=stage), n)
+        for stage, n in measured.items()
+        if n
+    }
+    counts = [leads, *(reached[s] for s in FUNNEL_STAGES)]
+    codes = ["lead", *FUNNEL_STAGES]
+    steps = []
+    for i, code in enumerate(codes):
+        following = counts[i + 1] if i + 1 < len(counts) else counts[i]
+        steps.append(
+            FunnelStep(
+                stage=str(code),
+                label="Leads" if code == "lead" else Stage(code).label,
+                reached=counts[i],
+                conversion=_share(counts[i], counts[i - 1]) if i else None,
+                dropped=counts[i] - following,
+                median_hours_in_stage=medians.get(code),
+                stays_measured=measured.get(code, 0),
+            )
+        )
+    return Funnel(leads=leads, steps=tuple(steps), overall=_share(counts[-1], leads))
