@@ -131,9 +131,25 @@ def _actor_check(actor_id: int | None, system: str) -> None:
 
 
 def _reactions_each(events: Iterable[tuple[str, dict]]) -> list[tuple[str, ...]]:
-    """The reactions of each (type, payload), the gates asked once for them all."""
+    """The reactions of each (type, payload), the gates asked once for them all; worked out
+    once per type and set of the payload flags that settings name for it (a bulk write repeats
+    a few types a thousand times)."""
     gates = ReactionGates()
-    return [reactions_for(type, payload, gates=gates) for type, payload in events]
+    flags: dict[str, tuple[str, ...]] = {}
+    known: dict[tuple, tuple[str, ...]] = {}
+    answers = []
+    for type, payload in events:
+        if type not in flags:
+            flags[type] = tuple(
+                key[len(type) + 1 : -1]
+                for key in settings.OUTBOX_REACTIONS
+                if key.startswith(type + "[") and key.endswith("]")
+            )
+        key = (type, *(bool((payload or {}).get(flag)) for flag in flags[type]))
+        if key not in known:
+            known[key] = reactions_for(type, payload, gates=gates)
+        answers.append(known[key])
+    return answers
 
 
 def _outbox_entries(events: Iterable[LeadEvent], *, now: datetime) -> list[OutboxEntry]:

@@ -7,7 +7,7 @@ VALUES list, cast to its column's type on PostgreSQL (SQLite takes the values as
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.models.base import ModelState
 
 # parameters per statement: PostgreSQL's protocol allows 65,535, SQLite 32,766
@@ -23,14 +23,15 @@ def _cast(field: models.Field) -> str:
     return field.db_type(connection)
 
 
-def _plain_pre_save(field: models.Field) -> bool:
-    """Whether the field's pre_save only reads the attribute (no auto_now, no file to commit)."""
+def _saves_attribute(field: models.Field) -> bool:
+    """Whether saving the field writes its attribute as it is: Django's own fields do, except
+    those stamped when saved (auto_now, auto_now_add) and files (committed when saved); a field
+    from elsewhere may do anything, so it is asked."""
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
         return False
-    return type(field).pre_save in (
-        models.Field.pre_save,
-        models.DateField.pre_save,
-        models.DateTimeField.pre_save,
+    return type(field).__module__ == models.Field.__module__ or (
+        type(field).__module__.startswith("django.db.models.fields.")
+        and not isinstance(field, models.FileField)
     )
 
 
@@ -66,12 +67,14 @@ def rows_update(
         row_sql = "(" + ", ".join("%s" for _ in fields) + ")"
     sets = ", ".join(f"{c} = v.{c}" for c in columns[1:])
     written = 0
+    # the connection itself, not the proxy: it is read per value
+    db = connections[DEFAULT_DB_ALIAS]
     with connection.cursor() as cursor:
         for chunk in _chunks(rows, len(fields)):
             params: list[Any] = []
             for row in chunk:
                 for f, adapt, value in zip(fields, adapted, row, strict=True):
-                    params.append(f.get_db_prep_save(value, connection) if adapt else value)
+                    params.append(f.get_db_prep_save(value, db) if adapt else value)
             values = ", ".join(row_sql for _ in chunk)
             if connection.vendor == "postgresql":
                 sql = (
@@ -98,17 +101,18 @@ def rows_insert(*, objs: Sequence[models.Model]) -> None:
     meta = objs[0]._meta
     fields = [f for f in meta.concrete_fields if f is not meta.pk]
     adapted = _adapters(fields)
-    plain = [_plain_pre_save(f) for f in fields]
+    plain = [_saves_attribute(f) for f in fields]
     table = connection.ops.quote_name(meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     row_sql = "(" + ", ".join("%s" for _ in fields) + ")"
+    db = connections[DEFAULT_DB_ALIAS]
     with connection.cursor() as cursor:
         for chunk in _chunks(objs, len(fields)):
             params: list[Any] = []
             for obj in chunk:
                 for f, adapt, read in zip(fields, adapted, plain, strict=True):
                     value = getattr(obj, f.attname) if read else f.pre_save(obj, add=True)
-                    params.append(f.get_db_prep_save(value, connection) if adapt else value)
+                    params.append(f.get_db_prep_save(value, db) if adapt else value)
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {', '.join(row_sql for _ in chunk)} "
                 f"RETURNING {connection.ops.quote_name(meta.pk.column)}",

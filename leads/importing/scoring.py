@@ -162,10 +162,11 @@ class BatchScorer:
         """leads.scoring.services._write_and_judge, the write and the event kept for later."""
         model, now = self.model, self.now
         assert model is not None
-        qualified_before = model.qualifies(fit=lead.fit_score, total=self.stored_total(lead))
+        stored = self.stored_total(lead)
+        qualified_before = model.qualifies(fit=lead.fit_score, total=stored)
         before = {
             "fit": lead.fit_score,
-            "total": round(self.stored_total(lead), 2),
+            "total": round(stored, 2),
             "grade": lead.grade,
             "qualifies": qualified_before,
         }

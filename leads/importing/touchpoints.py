@@ -8,6 +8,7 @@ request are recorded, as one call after another would have it: those wait for a 
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from django.db import transaction
@@ -354,11 +355,8 @@ def _round(
     events_record_bulk(events)
     dirty = sorted(scorer.written | stamped)
     attnames = (*SCORE_ATTNAMES, "first_sales_touch_at")
-    rows_update(
-        model=Lead,
-        attnames=attnames,
-        rows=[[pk, *(getattr(locked[pk], a) for a in attnames)] for pk in dirty],
-    )
+    values = attrgetter("pk", *attnames)
+    rows_update(model=Lead, attnames=attnames, rows=[values(locked[pk]) for pk in dirty])
     for r in recorded:
         if r.scored is not None and r.scored.update.crosses:
             qualify_if_crossing(lead=r.scored.update.lead, update=r.scored.update)
