@@ -3,8 +3,10 @@
     velocity = open opportunities x win rate x average deal / average cycle days
 
 the deal value the open pipeline turns into per day at the period's pace.
-- open opportunities: leads standing in "opportunity" at the period's end (entered it before the
-  end and not moved out of it before the end);
+- open opportunities: leads standing in "opportunity" at the period's end: those in it now that
+  entered it before the end (the lead row's stage, which only lead_move writes, read by its
+  stage index), and those that moved out of it after the end having entered it before (the
+  event log from the end on: nothing for the current period). Never a scan of all history;
 - win rate: won / (won + lost from opportunity), over the deals closed in the period (by the
   time of their `lead.won` / `lead.lost` event); a lead lost before it became an opportunity
   (from SAL or SQL) is not a lost deal;
@@ -25,20 +27,20 @@ from django.db.models import (
     DateTimeField,
     DecimalField,
     DurationField,
-    Exists,
     ExpressionWrapper,
     F,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Sum,
 )
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
-from kpis.selectors.funnel import lead_filters
+from kpis.selectors.funnel import lead_filters, without_jit
 from kpis.selectors.periods import Period
-from leads.models import EventType, LeadEvent, Stage
+from leads.models import EventType, Lead, LeadEvent, Stage
 
 # a move's deal value, from its payload
 DEAL_VALUE = Cast(KT("payload__deal_value"), DecimalField(max_digits=14, decimal_places=2))
@@ -91,20 +93,40 @@ class Velocity:
     total: VelocityRow
 
 
-def _open_at_end(period: Period):
-    moved_out = LeadEvent.objects.filter(
+def _still_open(period: Period, *, source_id, campaign_id, rep_id) -> QuerySet:
+    """Leads in opportunity now that entered it before the period's end."""
+    qs = Lead.objects.filter(stage=Stage.OPPORTUNITY, stage_changed_at__lt=period.end)
+    for field, value in (
+        ("source_id", source_id),
+        ("campaign_id", campaign_id),
+        ("owner_id", rep_id),
+    ):
+        if value is not None:
+            qs = qs.filter(**{field: value})
+    return qs
+
+
+def _left_after_end(period: Period) -> QuerySet:
+    """Moves out of opportunity at or after the period's end whose entry into it came before:
+    one per lead, the first exit after the end (a later exit's entry is after the end)."""
+    entered = LeadEvent.objects.filter(
         type=EventType.LEAD_STAGE_CHANGED,
         lead_id=OuterRef("lead_id"),
-        payload__from=Stage.OPPORTUNITY,
-        occurred_at__gte=OuterRef("occurred_at"),
-        occurred_at__lt=period.end,
-    )
-    return LeadEvent.objects.filter(
-        type=EventType.LEAD_STAGE_CHANGED,
         payload__to=Stage.OPPORTUNITY,
-        occurred_at__lt=period.end,
-        lead_id__isnull=False,
-    ).filter(~Exists(moved_out))
+        occurred_at__lte=OuterRef("occurred_at"),
+    ).order_by("-occurred_at", "-id")
+    return (
+        LeadEvent.objects.filter(
+            type=EventType.LEAD_STAGE_CHANGED,
+            payload__from=Stage.OPPORTUNITY,
+            occurred_at__gte=period.end,
+            lead_id__isnull=False,
+        )
+        .annotate(
+            entered_at=Subquery(entered.values("occurred_at")[:1], output_field=DateTimeField())
+        )
+        .filter(entered_at__lt=period.end)
+    )
 
 
 def _closed_in(period: Period):
@@ -133,11 +155,17 @@ def sales_velocity(
     campaign_id: int | None = None,
     rep_id: int | None = None,
 ) -> Velocity:
-    """Velocity and its factors by source for the period (see the module doc). 2 queries."""
+    """Velocity and its factors by source for the period (see the module doc). 3 queries."""
     filters = {"source_id": source_id, "campaign_id": campaign_id, "rep_id": rep_id}
     group = ("lead__source_id", "lead__source__name")
-    open_rows = (
-        lead_filters(_open_at_end(period), **filters)
+    still_open = (
+        _still_open(period, **filters)
+        .values(lead__source_id=F("source_id"), lead__source__name=F("source__name"))
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    left_later = (
+        lead_filters(_left_after_end(period), **filters)
         .values(*group)
         .annotate(n=Count("lead_id", distinct=True))
         .order_by()
@@ -156,9 +184,11 @@ def sales_velocity(
         .order_by()
     )
     merged: dict[int | None, dict] = {}
-    for r in open_rows:
-        key = r["lead__source_id"]
-        merged.setdefault(key, {"name": r["lead__source__name"]})["open"] = r["n"]
+    with without_jit():
+        for r in [*still_open, *left_later]:
+            row = merged.setdefault(r["lead__source_id"], {"name": r["lead__source__name"]})
+            row["open"] = row.get("open", 0) + r["n"]
+        closed_rows = list(closed_rows)
     for r in closed_rows:
         key = r["lead__source_id"]
         merged.setdefault(key, {"name": r["lead__source__name"]}).update(r)

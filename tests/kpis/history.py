@@ -71,3 +71,12 @@ def won_path(lead, start_day, deal_value, *, hours=24):
         (Stage.OPPORTUNITY, at + timedelta(hours=3 * step), {"deal_value": deal_value}),
         (Stage.WON, at + timedelta(hours=4 * step)),
     )
+
+
+def reads(queries) -> list[str]:
+    """The SELECTs a CaptureQueriesContext saw (not the savepoints or the SET LOCAL jit)."""
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("SELECT", "WITH"))
+    ]
