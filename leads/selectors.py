@@ -1,3 +1,4 @@
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -127,25 +128,103 @@ def _search_is_common(lookup: str, value: str) -> bool:
         return cursor.fetchone()[0] >= SEARCH_COMMON
 
 
-def leads_list(*, stage: str = "", owner_id: int | None = None, q: str = "") -> QuerySet[Lead]:
-    """Newest first. `q` is found anywhere in the name ("first last"), email or company, in any
+# the list's orderings (a leading "-" descends); every one ends with id, so ties keep one order
+LIST_ORDERINGS: dict[str, tuple[str, ...]] = {
+    "created": ("created_at",),
+    "updated": ("updated_at",),
+    "score": ("score",),
+    "name": ("last_name", "first_name"),
+    "company": ("company",),
+}
+DEFAULT_LIST_ORDER = "-created"
+# the columns that an index holds: a rare search must not walk them (see below)
+_INDEXED_ORDER_FIELDS = frozenset({"created_at", "updated_at"})
+
+
+@dataclass(frozen=True)
+class LeadListFilters:
+    """What the lead list (and its CSV export) is narrowed to; empty values filter nothing.
+    Times are aware: `created_from` includes, `created_before` excludes (whole days in the
+    viewer's zone are the page's business)."""
+
+    stages: tuple[str, ...] = ()
+    owner_id: int | None = None
+    unassigned: bool = False
+    source_id: int | None = None
+    campaign_id: int | None = None
+    grade: str = ""
+    score_min: float | None = None
+    score_max: float | None = None
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+    updated_from: datetime | None = None
+    updated_before: datetime | None = None
+
+    def apply(self, qs: QuerySet[Lead]) -> QuerySet[Lead]:
+        conditions = {
+            "stage": self.stages[0] if len(self.stages) == 1 else None,
+            "stage__in": list(self.stages) if len(self.stages) > 1 else None,
+            "owner_id": self.owner_id,
+            "source_id": self.source_id,
+            "campaign_id": self.campaign_id,
+            "grade": self.grade or None,
+            "score__gte": self.score_min,
+            "score__lte": self.score_max,
+            "created_at__gte": self.created_from,
+            "created_at__lt": self.created_before,
+            "updated_at__gte": self.updated_from,
+            "updated_at__lt": self.updated_before,
+        }
+        qs = qs.filter(**{k: v for k, v in conditions.items() if v is not None})
+        return qs.filter(owner__isnull=True) if self.unassigned else qs
+
+
+def _list_order(order: str, *, walkable: bool = True) -> list:
+    """ORDER BY for one of LIST_ORDERINGS. Not `walkable`: an indexed column is wrapped in an
+    expression no index serves, so that PostgreSQL sorts the matches instead of walking a list."""
+    descending = order.startswith("-")
+    fields = LIST_ORDERINGS[order.lstrip("-")]
+    terms = []
+    for field in fields:
+        if walkable or field not in _INDEXED_ORDER_FIELDS:
+            term = F(field)
+        else:
+            term = ExpressionWrapper(F(field) + timedelta(0), output_field=DateTimeField())
+        terms.append(term.desc() if descending else term.asc())
+    return [*terms, "-id" if descending else "id"]
+
+
+def leads_list(
+    *,
+    stage: str = "",
+    owner_id: int | None = None,
+    q: str = "",
+    filters: LeadListFilters | None = None,
+    order: str = DEFAULT_LIST_ORDER,
+) -> QuerySet[Lead]:
+    """Newest first, or in `order` (one of LIST_ORDERINGS, "-" first to descend; id settles ties).
+    `q` is found anywhere in the name ("first last"), email or company, in any
     case; a `q` without three letters or digits in a row ("Li", "Wu") finds the leads with a word
     that starts with it, since trigrams cannot find shorter fragments anywhere.
     On PostgreSQL a search runs one query here (how common it is), then one when a page is read."""
+    if order.lstrip("-") not in LIST_ORDERINGS:
+        raise ValueError(f"Unknown lead list order {order!r}.")
     qs = Lead.objects.select_related("owner", "source", "campaign")
     if stage:
         qs = qs.filter(stage=stage)
     if owner_id:
         qs = qs.filter(owner_id=owner_id)
+    if filters is not None:
+        qs = filters.apply(qs)
     if not q.strip():
-        return qs.order_by("-created_at", "-id")
+        return qs.order_by(*_list_order(order))
     search = _search_lookup(q)
     if search is None:
         return qs.none()
     lookup, value = search
     qs = qs.alias(search=LeadSearchText())
     if connection.vendor != "postgresql" or _search_is_common(lookup, value):
-        return qs.filter(**{f"search__{lookup}": value}).order_by("-created_at", "-id")
+        return qs.filter(**{f"search__{lookup}": value}).order_by(*_list_order(order))
     # A rare search: the trigram index finds the candidates, each is checked against the whole
     # search, and they are sorted in the list's order through an expression the created_at index
     # cannot serve, so that PostgreSQL cannot choose to walk the list instead.
@@ -155,8 +234,46 @@ def leads_list(*, stage: str = "", owner_id: int | None = None, q: str = "") -> 
         )
     else:
         qs = qs.filter(search__regex=value)
-    newest = ExpressionWrapper(F("created_at") + timedelta(0), output_field=DateTimeField())
-    return qs.order_by(newest.desc(), "-id")
+    return qs.order_by(*_list_order(order, walkable=False))
+
+
+# below this many leads (as the planner guesses) the list counts them exactly
+EXACT_COUNT_BELOW = 1000
+
+
+@dataclass(frozen=True)
+class LeadCount:
+    value: int
+    exact: bool
+
+
+def leads_count_estimate(qs: QuerySet[Lead]) -> LeadCount:
+    """How many leads `qs` holds, cheaply: on PostgreSQL the table's size from pg_class when
+    nothing is filtered, else the planner's estimate, counted exactly only when that is below
+    EXACT_COUNT_BELOW (a COUNT(*) of a million rows takes longer than the page). SQLite counts."""
+    qs = qs.order_by()
+    if connection.vendor != "postgresql":
+        return LeadCount(qs.count(), exact=True)
+    if not qs.query.where:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Lead._meta.db_table]
+            )
+            row = cursor.fetchone()
+        # -1: never analyzed or vacuumed, the planner knows nothing yet
+        if row and row[0] >= EXACT_COUNT_BELOW:
+            return LeadCount(int(row[0]), exact=False)
+        return LeadCount(qs.count(), exact=True)
+    sql, params = qs.values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    if estimate >= EXACT_COUNT_BELOW:
+        return LeadCount(estimate, exact=False)
+    return LeadCount(qs.count(), exact=True)
 
 
 @dataclass

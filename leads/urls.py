@@ -1,12 +1,17 @@
 from django.urls import include, path
 
-from leads import views
+from leads import list_views, views
 from leads.scoring import views as scoring_views
 from leads.scoring.preview_views import scoring_model_edit_preview
 
 app_name = "leads"
 urlpatterns = [
-    path("", views.lead_list, name="list"),
+    path("", list_views.lead_list, name="list"),
+    path("export/", list_views.lead_export, name="export"),
+    path("new/", list_views.lead_create, name="create"),
+    path("bulk/assign/", list_views.lead_bulk_assign, name="bulk_assign"),
+    path("bulk/recycle/", list_views.lead_bulk_recycle, name="bulk_recycle"),
+    path("<int:pk>/edit/", list_views.lead_edit, name="edit"),
     path("<int:pk>/", views.lead_detail, name="detail"),
     path("<int:pk>/move/", views.lead_move, name="move"),
     path("<int:pk>/touchpoints/", views.lead_touchpoint, name="touchpoint"),
