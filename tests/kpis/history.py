@@ -59,6 +59,17 @@ def imported_move(lead, frm, to, at, deal_value=None):
         event_record(type=EventType.LEAD_WON, lead=lead, system="test", at=at, payload=payload)
 
 
+def to_opportunity(lead, day, deal_value):
+    """MQL, SAL, SQL and opportunity on one day, 08:00 to 11:00 UTC."""
+    return walk(
+        lead,
+        (Stage.MQL, utc(11, day, 8)),
+        (Stage.SAL, utc(11, day, 9)),
+        (Stage.SQL, utc(11, day, 10)),
+        (Stage.OPPORTUNITY, utc(11, day, 11), {"deal_value": deal_value}),
+    )
+
+
 def won_path(lead, start_day, deal_value, *, hours=24):
     """MQL on start_day 12:00 UTC, then SAL, SQL, opportunity, won every `hours` after."""
     at = utc(11, start_day, 12)

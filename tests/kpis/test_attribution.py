@@ -9,19 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from kpis import selectors
 from leads.models import Stage, TouchpointKind
 from tests.factories import CampaignFactory, SourceFactory, TouchpointFactory
-from tests.kpis.history import W47, imported_move, new_lead, reads, utc, walk
+from tests.kpis.history import W47, imported_move, new_lead, reads, to_opportunity, utc, walk
 
 pytestmark = pytest.mark.django_db
-
-
-def _opportunity(lead, day, deal_value):
-    return walk(
-        lead,
-        (Stage.MQL, utc(11, day, 8)),
-        (Stage.SAL, utc(11, day, 9)),
-        (Stage.SQL, utc(11, day, 10)),
-        (Stage.OPPORTUNITY, utc(11, day, 11), {"deal_value": deal_value}),
-    )
 
 
 def _touch(lead, campaign, day):
@@ -42,16 +32,16 @@ def history():
     p1 = new_lead(created, source=google)
     for campaign, day in ((webinar, 10), (newsletter, 14), (None, 15), (show, 20)):
         _touch(p1, campaign, day)
-    _opportunity(p1, 17, 1000)
+    to_opportunity(p1, 17, 1000)
     walk(p1, (Stage.WON, utc(11, 19, 9)))
     # P2: no campaign touchpoint: credited to its own campaign
-    _opportunity(new_lead(created, source=linkedin, campaign=intake), 18, 500)
+    to_opportunity(new_lead(created, source=linkedin, campaign=intake), 18, 500)
     # P3: nothing at all
-    _opportunity(new_lead(created), 18, 250)
+    to_opportunity(new_lead(created), 18, 250)
     # P4: opportunity in W46 after the trade show, the newsletter only after it, won in W47
     p4 = new_lead(created, source=google)
     _touch(p4, show, 1)
-    _opportunity(p4, 12, 2000)
+    to_opportunity(p4, 12, 2000)
     _touch(p4, newsletter, 13)
     walk(p4, (Stage.WON, utc(11, 18, 9)))
     # P5: an imported win with no opportunity before it: its touchpoints up to the win count

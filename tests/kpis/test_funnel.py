@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def history():
+def history(rep):
     google = SourceFactory(name="Google")
     # A: all the way, a day in each stage
     a = won_path(new_lead(utc(11, 16, 10), source=google), 16, 1000)
@@ -27,7 +27,7 @@ def history():
         (Stage.RECYCLED, utc(11, 18, 17), {"reason": "no_response"}),
     )
     # C: never moves
-    c = new_lead(utc(11, 16, 10), source=google)
+    c = new_lead(utc(11, 16, 10), source=google, owner=rep)
     # D: created Monday 00:30 in Berlin (Sunday 23:30 UTC): in W47; rejected after 4 hours
     d = walk(
         new_lead(utc(11, 15, 23, 30)),
@@ -40,7 +40,7 @@ def history():
     f = new_lead(utc(11, 16, 10))
     move(f, Stage.MQL, utc(11, 17, 11))
     imported_move(f, Stage.MQL, Stage.WON, utc(11, 19, 11), deal_value=700)
-    return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "google": google}
+    return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "google": google, "rep": rep}
 
 
 def _steps(funnel):
@@ -79,6 +79,8 @@ def test_until_cuts_where_the_cohort_got_and_filters_narrow_it(history):
     assert [s.reached for s in early.steps] == [5, 4, 2, 0, 0, 0]
     google = selectors.lead_funnel(period=W47, source_id=history["google"].pk)
     assert [s.reached for s in google.steps] == [2, 1, 1, 1, 1, 1]
+    mine = selectors.lead_funnel(period=W47, rep_id=history["rep"].pk)
+    assert [s.reached for s in mine.steps] == [1, 0, 0, 0, 0, 0]
     # the week before holds E alone
     w46 = selectors.lead_funnel(period=selectors.iso_week_period("2026-W46", tz="Europe/Berlin"))
     assert [s.reached for s in w46.steps] == [1, 1, 1, 1, 1, 1]

@@ -9,19 +9,19 @@ from django.test.utils import CaptureQueriesContext
 from kpis import selectors
 from leads.models import Stage
 from tests.factories import SourceFactory
-from tests.kpis.history import W47, W48, imported_move, new_lead, reads, utc, walk, won_path
+from tests.kpis.history import (
+    W47,
+    W48,
+    imported_move,
+    new_lead,
+    reads,
+    to_opportunity,
+    utc,
+    walk,
+    won_path,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def _to_opportunity(lead, day, deal_value):
-    return walk(
-        lead,
-        (Stage.MQL, utc(11, day, 8)),
-        (Stage.SAL, utc(11, day, 9)),
-        (Stage.SQL, utc(11, day, 10)),
-        (Stage.OPPORTUNITY, utc(11, day, 11), {"deal_value": deal_value}),
-    )
 
 
 @pytest.fixture
@@ -33,11 +33,11 @@ def history():
     won_path(new_lead(created, source=google), 16, 1000)
     won_path(new_lead(created, source=google), 17, 3000, hours=12)
     # open at the end of W47: H (still open) and L (won only in W48)
-    _to_opportunity(new_lead(created, source=google), 19, 800)
-    late = _to_opportunity(new_lead(created, source=google), 18, 900)
+    to_opportunity(new_lead(created, source=google), 19, 800)
+    late = to_opportunity(new_lead(created, source=google), 18, 900)
     walk(late, (Stage.WON, utc(11, 24, 9)))
     # LinkedIn: I lost as an opportunity; J lost from SAL (not a lost deal); K open since W46
-    lost = _to_opportunity(new_lead(created, source=linkedin), 18, 2000)
+    lost = to_opportunity(new_lead(created, source=linkedin), 18, 2000)
     walk(lost, (Stage.LOST, utc(11, 19, 9), {"reason": "price"}))
     walk(
         new_lead(created, source=linkedin),
@@ -45,7 +45,7 @@ def history():
         (Stage.SAL, utc(11, 16, 9)),
         (Stage.LOST, utc(11, 17, 9), {"reason": "no_decision"}),
     )
-    _to_opportunity(new_lead(created, source=linkedin), 10, 400)
+    to_opportunity(new_lead(created, source=linkedin), 10, 400)
     # no source: an imported win straight from "new", no MQL before it, so no cycle
     imported_move(new_lead(created), Stage.NEW, Stage.WON, utc(11, 20, 9), deal_value=700)
     return {"google": google, "linkedin": linkedin}
