@@ -77,7 +77,8 @@ TEMPLATES = [
                 "alignment.context_processors.notifications",
             ],
             # the app's one date/time format (local_datetime, company_datetime), in every template
-            "builtins": ["alignment.templatetags.datetimes"],
+            # and its one way to show money (money): a builtin too
+            "builtins": ["alignment.templatetags.datetimes", "alignment.templatetags.money"],
         },
     },
 ]
@@ -101,6 +102,12 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# the currency of every amount shown (deal values, pipeline): an ISO 4217 code such as EUR, USD
+COMPANY_CURRENCY = env_str("COMPANY_CURRENCY", "EUR").strip().upper()
+if len(COMPANY_CURRENCY) != 3 or not COMPANY_CURRENCY.isalpha():
+    raise ImproperlyConfigured(
+        f"COMPANY_CURRENCY={COMPANY_CURRENCY!r} is not a currency code: use three letters, e.g. EUR."
+    )
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

@@ -6,6 +6,7 @@ A move into MQL keeps the score snapshot and routes an unassigned lead (leads.ro
 never moves a lead: it says that a lead crosses, and `qualify_if_crossing` makes the move.
 """
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -101,6 +102,21 @@ def _resolve_reason(to: str, reason: Reason | str | None) -> Reason | None:
     if to == Stage.RECYCLED and not reason.recycles:
         raise DomainError(f"“{reason.label}” does not recycle a lead.", field="reason")
     return reason
+
+
+def move_reasons(*, to: str, reasons: Iterable[Reason]) -> list[Reason]:
+    """Of `reasons`, the ones `lead_move` accepts for a move to `to` (none when the move takes no
+    reason); the check the move makes, without a query."""
+    if to not in REASON_REQUIRED:
+        return []
+    fitting = []
+    for reason in reasons:
+        try:
+            _resolve_reason(to, reason)
+        except DomainError:
+            continue
+        fitting.append(reason)
+    return fitting
 
 
 def move_actor_check(*, lead: Lead, to: str, by: User | None, system: str) -> None:

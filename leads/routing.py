@@ -43,10 +43,12 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Count
+from django.urls import reverse
 from django.utils import timezone
 
 from alignment.lib.errors import DomainError
 from alignment.models import SALES_ROLES, User
+from alignment.notifications import notify
 from alignment.permissions import Action, require
 from leads.conditions import (
     ATTRIBUTE_PREFIX,
@@ -293,8 +295,9 @@ def _assigned_event(assignment: Assignment) -> None:
 def lead_assign(*, lead: Lead, rep: User, by: User, note: str = "") -> Assignment:
     """A sales manager (or admin) gives a lead to a rep by hand.
 
-    The manager decides: the rep's capacity and availability are not checked, and pool pass values
-    do not move. The rep must be an active sales rep or sales manager."""
+    The manager decides: the rep's capacity and availability are not checked (the lead page warns
+    first), and pool pass values do not move. The rep must be an active sales rep or sales
+    manager; the new owner is notified (unless they assigned it to themselves)."""
     require(by, Action.LEAD_ASSIGN)
     if not rep.is_active or rep.role not in SALES_ROLES:
         raise RoutingError(
@@ -320,4 +323,22 @@ def lead_assign(*, lead: Lead, rep: User, by: User, note: str = "") -> Assignmen
         at=now,
     )
     _assigned_event(assignment)
+    if rep.pk != by.pk:
+        _notify_new_owner(assignment)
     return assignment
+
+
+def _notify_new_owner(assignment: Assignment) -> None:
+    lead, by = assignment.lead, assignment.by
+    notify(
+        user=assignment.rep,
+        kind="lead.assigned",
+        key=f"lead.assigned:assignment:{assignment.pk}",
+        title=f"{lead.display_name} was assigned to you by {by}",
+        body=(
+            f"{by} gave you {lead.display_name} ({lead.get_stage_display()})."
+            + (f" Note: {assignment.note}" if assignment.note else "")
+        ),
+        url=reverse("leads:detail", args=[lead.pk]),
+        lead=lead,
+    )

@@ -19,6 +19,7 @@ from django.db.models import (
     Value,
 )
 
+from alignment.lib.money import format_money
 from alignment.models import User
 from leads.models import (
     EventType,
@@ -348,7 +349,7 @@ def lead_timeline(*, lead: Lead, limit: int = 200) -> list[TimelineEntry]:
             parts = [
                 reasons.get(p.get("reason"), p.get("reason") or ""),
                 p.get("note") or "",
-                f"deal value {p['deal_value']}" if p.get("deal_value") else "",
+                f"deal value {format_money(p['deal_value'])}" if p.get("deal_value") else "",
             ]
             detail = " · ".join(part for part in parts if part)
         elif e.type == EventType.TOUCHPOINT_RECORDED:

@@ -73,6 +73,23 @@ from leads.scoring.services import (
 # --- touchpoints ---------------------------------------------------------------------------------
 
 
+def touchpoint_actor_check(*, lead: Lead, kind: str, by: User | None, system: str = "") -> None:
+    """Whether `by` (or the named system) may log a touchpoint of `kind` on `lead`: marketing
+    kinds for marketing roles, sales kinds for sales roles, a rep only on a lead he owns."""
+    if by is None:
+        if not system:
+            raise DomainError("A touchpoint needs a person or a named system.")
+        return
+    is_sales = kind in SALES_TOUCHPOINT_KINDS
+    require(by, Action.TOUCHPOINT_SALES if is_sales else Action.TOUCHPOINT_MARKETING)
+    # a rep works their own queue: their calls on it are what the SLA clock measures
+    if is_sales and by.effective_role == Role.SALES_REP and lead.owner_id != by.pk:
+        raise DomainError(
+            f"{lead.display_name} is not assigned to you; only its owner or a sales manager "
+            "can log sales activity on it."
+        )
+
+
 @transaction.atomic
 def touchpoint_record(
     *,
@@ -89,10 +106,7 @@ def touchpoint_record(
     if kind not in TouchpointKind.values:
         raise DomainError(f"Unknown touchpoint kind {kind!r}.", field="kind")
     is_sales = kind in SALES_TOUCHPOINT_KINDS
-    if by is not None:
-        require(by, Action.TOUCHPOINT_SALES if is_sales else Action.TOUCHPOINT_MARKETING)
-    elif not system:
-        raise DomainError("A touchpoint needs a person or a named system.")
+    touchpoint_actor_check(lead=lead, kind=kind, by=by, system=system)
     now = timezone.now()
     occurred_at = occurred_at or now
     if occurred_at > now + timedelta(minutes=5):
@@ -104,15 +118,8 @@ def touchpoint_record(
         locked = lead_lock_for_scoring(lead.pk)
     except Lead.DoesNotExist:
         raise DomainError(f"Lead {lead.pk} no longer exists (merged or never created).") from None
-    # a rep works their own queue: their calls on it are what the SLA clock measures
-    rep_on_other_lead = (
-        by is not None and by.effective_role == Role.SALES_REP and locked.owner_id != by.pk
-    )
-    if is_sales and rep_on_other_lead:
-        raise DomainError(
-            f"{lead.display_name} is not assigned to you; only its owner or a sales manager "
-            "can log sales activity on it."
-        )
+    # the owner again under the lock: the lead may have been reassigned meanwhile
+    touchpoint_actor_check(lead=locked, kind=kind, by=by, system=system)
     touchpoint = Touchpoint.objects.create(
         lead_id=locked.pk,
         kind=kind,

@@ -52,36 +52,52 @@ def lead_list(request):
 
 def _detail_context(request, lead: Lead, **forms) -> dict:
     user = request.user
+    can_assign = can(user, Action.LEAD_ASSIGN)
     context = {
         "lead": lead,
         "timeline": selectors.lead_timeline(lead=lead),
-        "move_form": MoveForm(lead=lead),
-        "touchpoint_form": TouchpointForm(),
-        "assign_form": AssignForm(),
-        "merge_form": MergeForm(),
-        "can_assign": can(user, Action.LEAD_ASSIGN),
+        "can_assign": can_assign,
         "can_merge": can(user, Action.LEAD_MERGE),
         "explanation": lead_score_explain(lead=lead),
     }
     context.update(forms)
+    # the forms not bound by this request, each offering only what this viewer may do
+    if "move_form" not in forms:
+        context["move_form"] = MoveForm(lead=lead, user=user)
+    if "touchpoint_form" not in forms:
+        context["touchpoint_form"] = TouchpointForm(lead=lead, user=user)
+    if can_assign and "assign_form" not in forms:
+        context["assign_form"] = AssignForm()
+    if "merge_form" not in forms:
+        context["merge_form"] = MergeForm()
     return context
+
+
+def _lead(pk: int) -> Lead:
+    return get_object_or_404(Lead.objects.select_related("owner", "source", "campaign"), pk=pk)
 
 
 @team_member_required
 def lead_detail(request, pk: int):
-    lead = get_object_or_404(Lead.objects.select_related("owner", "source", "campaign"), pk=pk)
+    lead = _lead(pk)
     return render(request, "leads/detail.html", _detail_context(request, lead))
 
 
-def _rerender(request, lead: Lead, **forms):
-    return render(request, "leads/detail.html", _detail_context(request, lead, **forms), status=400)
+def _rerender(request, lead: Lead, *, status: int = 400, **forms):
+    return render(
+        request, "leads/detail.html", _detail_context(request, lead, **forms), status=status
+    )
 
 
-def _lead_action(request, pk: int, *, form_name: str, make_form, act):
-    """Bind the form, call the service; a refusal becomes a form error on the re-rendered page."""
-    lead = get_object_or_404(Lead, pk=pk)
+def _lead_action(request, pk: int, *, form_name: str, make_form, act, check=None):
+    """Bind the form, call the service; a refusal becomes a form error on the re-rendered page.
+    `check(form)` may answer first with a page of its own (a warning to confirm)."""
+    lead = _lead(pk)
     form = make_form(lead)
     if form.is_valid():
+        answer = check(lead, form) if check else None
+        if answer is not None:
+            return answer
         try:
             message = act(lead, form.cleaned_data)
         except DomainError as exc:
@@ -110,7 +126,7 @@ def lead_move(request, pk: int):
         request,
         pk,
         form_name="move_form",
-        make_form=lambda lead: MoveForm(request.POST, lead=lead),
+        make_form=lambda lead: MoveForm(request.POST, lead=lead, user=request.user),
         act=act,
     )
 
@@ -132,7 +148,7 @@ def lead_touchpoint(request, pk: int):
         request,
         pk,
         form_name="touchpoint_form",
-        make_form=lambda lead: TouchpointForm(request.POST),
+        make_form=lambda lead: TouchpointForm(request.POST, lead=lead, user=request.user),
         act=act,
     )
 
@@ -140,9 +156,18 @@ def lead_touchpoint(request, pk: int):
 @team_member_required
 @require_POST
 def lead_assign(request, pk: int):
+    def check(lead: Lead, form: AssignForm):
+        # an away or full rep: the page asks once more, with a "Reassign anyway" button
+        warning = form.warning() if can(request.user, Action.LEAD_ASSIGN) else ""
+        if warning:
+            return _rerender(request, lead, status=200, assign_form=form, assign_warning=warning)
+        return None
+
     def act(lead: Lead, data: dict) -> str:
+        # lead_assign notifies the new owner
         routing.lead_assign(lead=lead, rep=data["rep"], by=request.user, note=data["note"])
-        return f"Assigned to {data['rep']}."
+        rep = data["rep"]
+        return f"Assigned to {rep}." + (" They have been notified." if rep != request.user else "")
 
     return _lead_action(
         request,
@@ -150,6 +175,7 @@ def lead_assign(request, pk: int):
         form_name="assign_form",
         make_form=lambda lead: AssignForm(request.POST),
         act=act,
+        check=check,
     )
 
 

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from alignment.lib.business_time import Calendar
+from alignment.lib.money import format_money
 from kpis import selectors
 from kpis.selectors import Period
 from sla.models import Agreement, CommitmentPeriod
@@ -242,7 +243,7 @@ def report_context(figures: dict) -> dict:
             "label": f"{t['week']} ({_day(t['first_day']):%-d %b})",
             "mqls_bar": _bar(t["mqls"], top_mqls),
             "acceptance_bar": _bar(t["acceptance_rate"], 100),
-            "pipeline_text": _number(t["pipeline"]),
+            "pipeline_text": format_money(t["pipeline"], places=0),
             "pipeline_bar": _bar(float(t["pipeline"]), top_pipeline),
             "response_bar": _bar(t["response_share"], 100),
             # reports archived before version 2 have no follow-up figures
@@ -266,11 +267,11 @@ def report_context(figures: dict) -> dict:
         "counted_until": f"{counted_until:%a %-d %b %H:%M}",
         "trend": bars,
         "commitment_mqls_bar": _bar(marketing["commitments"]["mqls"], top_mqls),
-        "pipeline_value": _number(marketing["pipeline"]["value"]),
-        "pipeline_committed": _number(marketing["commitments"]["pipeline"]),
-        "won_value": _number(figures["won"]["value"]),
+        "pipeline_value": format_money(marketing["pipeline"]["value"], places=0),
+        "pipeline_committed": format_money(marketing["commitments"]["pipeline"], places=0),
+        "won_value": format_money(figures["won"]["value"], places=0),
         "won_customers": [
-            {**w, "deal_text": _number(w["deal_value"]) if w["deal_value"] else "–"}
+            {**w, "deal_text": format_money(w["deal_value"]) or "–"}
             for w in figures["won"]["customers"]
         ],
         "speed_median": _number(sales["speed_to_lead"]["median_hours"], 1),

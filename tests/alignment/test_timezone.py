@@ -18,7 +18,7 @@ from alignment.templatetags.datetimes import local_datetime
 from leads import services
 from leads.announcements import won_story
 from leads.forms import TouchpointForm
-from leads.models import Stage, Touchpoint, TouchpointKind
+from leads.models import Lead, Stage, Touchpoint, TouchpointKind
 from tests.factories import LeadFactory, TouchpointFactory, UserFactory
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -163,7 +163,10 @@ def test_person_with_an_unknown_zone_reads_company_time(client, settings, rep):
 
 def test_touchpoint_widget_shows_its_value_as_the_persons_local_wall_clock():
     with timezone.override(BERLIN):
-        html = str(TouchpointForm(initial={"occurred_at": NOON_UTC})["occurred_at"])
+        form = TouchpointForm(
+            initial={"occurred_at": NOON_UTC}, lead=Lead(), user=User(role="marketer")
+        )
+        html = str(form["occurred_at"])
     assert 'type="datetime-local"' in html
     assert 'value="2025-01-15T13:00"' in html
 

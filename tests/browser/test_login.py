@@ -41,7 +41,7 @@ def test_rep_rejects_an_mql_with_a_reason(page, rep):
     page.wait_for_selector("text=needs a reason")
     screenshot(page, "lead-reject-error")
     page.select_option("#id_to", "rejected")
-    page.select_option("#id_reason", label="Rejection of an MQL: Bad fit")
+    page.select_option("#id_reason", label="Bad fit")
     page.fill("#id_note", "Two-person agency")
     page.click("#move button[type=submit]")
     page.wait_for_selector("text=is now Rejected")

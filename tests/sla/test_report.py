@@ -189,7 +189,7 @@ def test_the_report_shows_sales_follow_up_against_the_agreement(
         "already)"
     ) in text
     assert "(MQLs / acceptance / pipeline / responded in time / followed up)" in text
-    assert "2026-W47 (16 Nov): 4 / 50% / 2,500 / 75% / 50%" in text
+    assert "2026-W47 (16 Nov): 4 / 50% / €2,500 / 75% / 50%" in text
     client.force_login(marketer)
     page = client.get(f"/sla/reports/{WEEK}/").content.decode()
     for part in (html, page):
