@@ -4,15 +4,18 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from alignment.lib.business_time import Calendar
 from alignment.lib.errors import DomainError, PermissionDenied
 from kpis.models import Goal, Metric, PeriodKind
 from kpis.selectors import goals_board
 from kpis.selectors.goals import METRICS, goal_period
 from kpis.services import goal_create, goal_delete, goal_update
 from leads.models import Stage
+from sla.selectors import agreement_active
 from tests.kpis.history import TZ, new_lead, reads, utc, walk, won_path
 
 pytestmark = pytest.mark.django_db
@@ -208,3 +211,9 @@ def test_one_goal_per_figure_and_period_and_changing_it(people):
     assert (changed.target, changed.teams) == (Decimal("45.5"), ("marketing", "sales"))
     goal_delete(goal=changed, by=people["sales_manager"])
     assert not Goal.objects.exists()
+
+
+def test_periods_are_cut_in_the_agreements_zone_by_default(db):
+    agreement = agreement_active()
+    expected = Calendar.from_json(agreement.calendar).timezone if agreement else settings.TIME_ZONE
+    assert goals_board(at=AT).timezone == expected
