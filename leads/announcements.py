@@ -10,6 +10,7 @@ from django.db.models import Count
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from alignment.lib.money import format_money
 from alignment.models import MARKETING_ROLES, User
 from leads.models import Announcement, Campaign, Lead, LeadEvent, Stage
 
@@ -77,7 +78,7 @@ def announcement_for_won(*, lead: Lead) -> Announcement | None:
     if existing:
         return existing
     story = won_story(lead=lead)
-    value = f" ({story['deal_value']})" if story["deal_value"] else ""
+    value = f" ({format_money(story['deal_value'])})" if story["deal_value"] else ""
     # a long name is shortened, never the deal value
     customer = _one_line(story["customer"], SUBJECT_MAX - len(TITLE_PREFIX) - len(value))
     title = f"{TITLE_PREFIX}{customer}{value}"

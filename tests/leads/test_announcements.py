@@ -41,7 +41,7 @@ def test_a_company_with_a_line_break_is_announced_to_every_marketer_in_bcc(
     assert len(smtp_server.messages) == 1
     envelope = smtp_server.messages[0]
     message = parsed(envelope)
-    assert message["Subject"] == "New customer: Acme Injected: header (12000.00)"
+    assert message["Subject"].strip() == "New customer: Acme Injected: header (€12,000)"
     assert "\n" not in announcement.title and "\r" not in announcement.title
     assert message["Injected"] is None  # the company name did not become a header
     marketers = {marketer.email, marketing_manager.email}
@@ -59,10 +59,10 @@ def test_a_company_with_a_line_break_is_announced_to_every_marketer_in_bcc(
 @pytest.mark.parametrize(
     ("company", "subject"),
     [
-        ("Acme\r\nBcc: victim@example.com", "New customer: Acme Bcc: victim@example.com (1.00)"),
-        ("Tab\there\x07and\x1bescape", "New customer: Tab here and escape (1.00)"),
-        ("Line\u2028sep\u2029para\x85next", "New customer: Line sep para next (1.00)"),
-        ("  many   spaces  ", "New customer: many spaces (1.00)"),
+        ("Acme\r\nBcc: victim@example.com", "New customer: Acme Bcc: victim@example.com (€1)"),
+        ("Tab\there\x07and\x1bescape", "New customer: Tab here and escape (€1)"),
+        ("Line\u2028sep\u2029para\x85next", "New customer: Line sep para next (€1)"),
+        ("  many   spaces  ", "New customer: many spaces (€1)"),
     ],
 )
 def test_the_subject_is_one_line_of_single_spaces(smtp_server, marketer, company, subject):
@@ -72,7 +72,7 @@ def test_the_subject_is_one_line_of_single_spaces(smtp_server, marketer, company
 
     message = parsed(smtp_server.messages[0])
     assert announcement.title == subject
-    assert message["Subject"] == subject
+    assert message["Subject"].strip() == subject
     assert message["Bcc"] is None
 
 
@@ -86,7 +86,7 @@ def test_a_long_company_name_is_shortened_but_the_deal_value_stays(smtp_server, 
     assert subject == announcement.title
     assert len(subject) == SUBJECT_MAX
     assert subject.startswith("New customer: Very Long Company Very")
-    assert subject.endswith("… (987654.32)")
+    assert subject.endswith("… (€987,654.32)")
 
 
 def test_an_announcement_stored_with_a_line_break_is_still_sent(smtp_server, marketer):
