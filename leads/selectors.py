@@ -138,8 +138,6 @@ LIST_ORDERINGS: dict[str, tuple[str, ...]] = {
     "company": ("company",),
 }
 DEFAULT_LIST_ORDER = "-created"
-# the columns that an index holds: a rare search must not walk them (see below)
-_INDEXED_ORDER_FIELDS = frozenset({"created_at", "updated_at"})
 
 
 @dataclass(frozen=True)
@@ -181,16 +179,19 @@ class LeadListFilters:
 
 
 def _list_order(order: str, *, walkable: bool = True) -> list:
-    """ORDER BY for one of LIST_ORDERINGS. Not `walkable`: an indexed column is wrapped in an
-    expression no index serves, so that PostgreSQL sorts the matches instead of walking a list."""
+    """ORDER BY for one of LIST_ORDERINGS. Not `walkable`: each column is wrapped in an expression
+    no index serves, so that PostgreSQL sorts the matches instead of walking a list."""
     descending = order.startswith("-")
     fields = LIST_ORDERINGS[order.lstrip("-")]
     terms = []
     for field in fields:
-        if walkable or field not in _INDEXED_ORDER_FIELDS:
+        kind = Lead._meta.get_field(field).get_internal_type()
+        if walkable or kind == "FloatField":  # no index holds the score (migration 0007)
             term = F(field)
-        else:
+        elif kind == "DateTimeField":
             term = ExpressionWrapper(F(field) + timedelta(0), output_field=DateTimeField())
+        else:
+            term = _NotIndexed(F(field))
         terms.append(term.desc() if descending else term.asc())
     return [*terms, "-id" if descending else "id"]
 

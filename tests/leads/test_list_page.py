@@ -432,3 +432,24 @@ def test_edit_refusals_are_shown_in_place(client, rep):
     assert response.status_code == 400
     assert "Ensure this value has at most 200 characters" in response.content.decode()
     assert client.get(reverse("leads:edit", args=[10**9])).status_code == 404
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the rare-search plan")
+@pytest.mark.parametrize("order", ["name", "-name", "company", "-score", "-updated", "created"])
+def test_common_and_rare_searches_list_the_same_leads_in_every_order(monkeypatch, order):
+    Lead.objects.bulk_create(
+        Lead(
+            email=f"p{i}@acme.example",
+            first_name="Anna" if i % 3 else "Bo",
+            last_name=f"Family{i % 7}",
+            company=f"Acme {i % 5}",
+            score=i % 11,
+            created_at=NOON - dt.timedelta(minutes=i % 13),
+        )
+        for i in range(300)
+    )
+    monkeypatch.setattr(selectors, "SEARCH_COMMON", 1)
+    walked = [lead.pk for lead in selectors.leads_list(q="anna", order=order)[:51]]
+    monkeypatch.setattr(selectors, "SEARCH_COMMON", 10**9)
+    collected = [lead.pk for lead in selectors.leads_list(q="anna", order=order)[:51]]
+    assert walked == collected and len(walked) == 51
