@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import (
+    Aggregate,
     BooleanField,
     Case,
     Count,
@@ -30,6 +31,7 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
+    FloatField,
     Func,
     IntegerField,
     Max,
@@ -169,9 +171,34 @@ def _share(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
 
+class MedianSeconds(Aggregate):
+    """PostgreSQL's median of a duration, in seconds (interpolated as percentile_cont does)."""
+
+    template = "percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM %(expressions)s))"
+    output_field = FloatField()
+
+
+def _medians(stays: QuerySet) -> tuple[dict[str, int], dict[str, float]]:
+    """Stays measured and median hours by stage: one GROUP BY on PostgreSQL; elsewhere the
+    count, then one ORDER BY ... OFFSET read per stage."""
+    if connection.vendor == "postgresql":
+        rows = stays.values("stage_from").annotate(n=Count("id"), median=MedianSeconds("duration"))
+        rows = list(rows.values_list("stage_from", "n", "median"))
+        return {s: n for s, n, _ in rows}, {s: round(m / 3600, 2) for s, n, m in rows if n}
+    measured = dict(
+        stays.values("stage_from").annotate(n=Count("id")).values_list("stage_from", "n")
+    )
+    medians = {
+        stage: _median_hours(stays.filter(payload__from=stage), n)
+        for stage, n in measured.items()
+        if n
+    }
+    return measured, medians
+
+
 def _median_hours(qs: QuerySet, n: int) -> float:
     """The median of the `duration` annotation (mean of the two middle ones for an even n),
-    read with ORDER BY ... OFFSET so that it works on every database."""
+    read with ORDER BY ... OFFSET."""
     low = (n - 1) // 2
     values = list(qs.order_by("duration").values_list("duration", flat=True)[low : low + 2])
     middle = values[0] if n % 2 else values[0] + (values[1] - values[0]) / 2
@@ -215,7 +242,7 @@ def lead_funnel(
     until: datetime | None = None,
 ) -> Funnel:
     """The period's new leads, how far they got, stage to stage (see the module doc).
-    Queries: 2, plus 1 per timed stage with ended stays (at most 6)."""
+    Queries: 2 on PostgreSQL; elsewhere 2 plus 1 per timed stage with ended stays."""
     filters = {"source_id": source_id, "campaign_id": campaign_id, "rep_id": rep_id}
     cohort = cohort_lead_ids(period=period, **filters)
     stays = _stays(cohort, period=period, until=until)
@@ -226,14 +253,7 @@ def lead_funnel(
             .annotate(n=Count("id"))
             .values_list("furthest", "n")
         )
-        measured = dict(
-            stays.values("stage_from").annotate(n=Count("id")).values_list("stage_from", "n")
-        )
-        medians = {
-            stage: _median_hours(stays.filter(payload__from=stage), n)
-            for stage, n in measured.items()
-            if n
-        }
+        measured, medians = _medians(stays)
     # reached stage k: the leads whose furthest stage is k or beyond
     counts = [
         sum(n for rank, n in furthest.items() if (rank or 0) >= k)

@@ -116,8 +116,9 @@ def _left_after_end(period: Period) -> QuerySet:
         occurred_at__lte=OuterRef("occurred_at"),
     ).order_by("-occurred_at", "-id")
     return (
+        # out of opportunity is to won or lost: their own event types, a short range each
         LeadEvent.objects.filter(
-            type=EventType.LEAD_STAGE_CHANGED,
+            type__in=(EventType.LEAD_WON, EventType.LEAD_LOST),
             payload__from=Stage.OPPORTUNITY,
             occurred_at__gte=period.end,
             lead_id__isnull=False,
@@ -137,8 +138,8 @@ def _closed_in(period: Period):
     ).order_by("-occurred_at", "-id")
     return (
         LeadEvent.objects.filter(
-            Q(payload__to=Stage.WON) | Q(payload__to=Stage.LOST, payload__from=Stage.OPPORTUNITY),
-            type=EventType.LEAD_STAGE_CHANGED,
+            Q(type=EventType.LEAD_WON)
+            | Q(type=EventType.LEAD_LOST, payload__from=Stage.OPPORTUNITY),
             occurred_at__gte=period.start,
             occurred_at__lt=period.end,
             lead_id__isnull=False,
@@ -170,7 +171,7 @@ def sales_velocity(
         .annotate(n=Count("lead_id", distinct=True))
         .order_by()
     )
-    is_won = Q(payload__to=Stage.WON)
+    is_won = Q(type=EventType.LEAD_WON)
     closed_rows = (
         lead_filters(_closed_in(period), **filters)
         .values(*group)

@@ -95,5 +95,6 @@ def test_an_empty_period_has_no_ratios(db):
 def test_the_funnel_costs_a_fixed_number_of_queries(history):
     with CaptureQueriesContext(connection) as queries:
         selectors.lead_funnel(period=W47)
-    # furthest stage per lead (grouped), stays by stage, one median per timed stage
-    assert len(reads(queries)) == 6
+    # furthest stage per lead (grouped), stays and their median by stage (PostgreSQL's
+    # percentile_cont; elsewhere a count, then one ORDER BY ... OFFSET per timed stage)
+    assert len(reads(queries)) == (2 if connection.vendor == "postgresql" else 6)
