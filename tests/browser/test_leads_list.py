@@ -89,3 +89,13 @@ def test_sales_manager_assigns_ticked_leads_and_reads_what_was_refused(
     page.reload()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "leads-list-bulk-390")
+    # a new lead with an email another lead has: refused in place, with a link to that lead
+    page.set_viewport_size({"width": 1366, "height": 800})
+    page.click("a:has-text('New lead')")
+    page.fill("#id_email", free.email.upper())
+    page.click("button:has-text('Create lead')")
+    page.wait_for_selector(".errorlist a")
+    assert page.locator(".errorlist a").get_attribute("href") == f"/leads/{free.pk}/"
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "lead-form-duplicate-390")
