@@ -10,44 +10,8 @@ from alignment.lib.errors import DomainError
 from alignment.permissions import Action, can
 from leads import routing, selectors, services
 from leads.forms import AssignForm, FeedbackFilterForm, MergeForm, MoveForm, TouchpointForm
-from leads.models import Announcement, Lead, Stage
+from leads.models import Announcement, Lead
 from leads.scoring.selectors import lead_score_explain
-
-PAGE_SIZE = 50
-
-
-def _page_number(request) -> int:
-    try:
-        return max(1, int(request.GET.get("page", 1)))
-    except ValueError:
-        return 1
-
-
-@team_member_required
-def lead_list(request):
-    stage = request.GET.get("stage", "")
-    if stage not in Stage.values:
-        stage = ""
-    q = request.GET.get("q", "")
-    mine = request.GET.get("mine") == "1"
-    number = _page_number(request)
-    start = (number - 1) * PAGE_SIZE
-    qs = selectors.leads_list(stage=stage, q=q, owner_id=request.user.id if mine else None)
-    # one row more than a page tells whether there is a next page, without a COUNT(*) over millions
-    rows = list(qs[start : start + PAGE_SIZE + 1])
-    return render(
-        request,
-        "leads/list.html",
-        {
-            "leads": rows[:PAGE_SIZE],
-            "page_number": number,
-            "has_next": len(rows) > PAGE_SIZE,
-            "stages": Stage.choices,
-            "stage": stage,
-            "q": q,
-            "mine": mine,
-        },
-    )
 
 
 def _detail_context(request, lead: Lead, **forms) -> dict:
