@@ -299,7 +299,7 @@ def test_won_is_announced_once_after_commit_over_real_smtp(
     callbacks[0]()
     callbacks[0]()  # the task running twice sends nothing more
     announcement = Announcement.objects.get(lead=lead)
-    assert announcement.title == "New customer: Globex (48000.00)"
+    assert announcement.title == "New customer: Globex (€48,000)"
     assert announcement.details["campaigns"] == ["Spring webinar"]
     assert announcement.details["source"] == "LinkedIn"
     assert announcement.details["rep"] == str(rep)
@@ -312,7 +312,7 @@ def test_won_is_announced_once_after_commit_over_real_smtp(
         [marketer.email, marketing_manager.email, "pipeline@localhost"]
     )
     text = envelope.content.decode()
-    assert "Globex" in text and "Spring webinar" in text and "48000" in text
+    assert "Globex" in text and "Spring webinar" in text and "48,000" in text
 
 
 def test_lost_lead_is_not_announced(rep, marketer, django_capture_on_commit_callbacks):
