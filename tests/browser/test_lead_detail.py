@@ -44,6 +44,13 @@ def test_manager_reassigns_to_an_away_rep_after_a_warning(page, sales_manager, r
     assert "Rita Away is away (not taking new leads)." in page.inner_text("#assign-warning")
     assert Lead.objects.get(pk=lead.pk).owner == rep
     screenshot(page, "lead-detail-assign-warning")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.locator("#assign-anyway").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.locator("#assign").screenshot(
+        path=str(screenshot(page, "lead-detail-assign-warning-phone"))
+    )
+    page.set_viewport_size({"width": 1366, "height": 800})
 
     page.click("#assign-anyway")
     page.wait_for_selector("text=Assigned to Rita Away. They have been notified.")
