@@ -121,6 +121,7 @@ class BulkForm(forms.Form):
         queryset=Lead.objects.all(),
         error_messages={"required": "Tick at least one lead first."},
     )
+    note = forms.CharField(required=False, max_length=500)
     next = forms.CharField(required=False)
 
     def clean_lead(self):
@@ -130,20 +131,6 @@ class BulkForm(forms.Form):
         return leads
 
 
-class BulkAssignForm(BulkForm):
-    rep = forms.ModelChoiceField(
-        queryset=User.objects.none(),
-        label="Assign to",
-        error_messages={"required": "Choose the rep who gets the leads."},
-    )
-    note = forms.CharField(required=False, max_length=500)
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("auto_id", "id_assign_%s")
-        super().__init__(*args, **kwargs)
-        self.fields["rep"].queryset = sales_people()
-
-
 def recycle_reasons():
     """The recycle reasons (the rejection reasons that also recycle say the same for an MQL)."""
     return Reason.objects.filter(active=True, recycles=True, kind=ReasonKind.RECYCLE).order_by(
@@ -151,18 +138,18 @@ def recycle_reasons():
     )
 
 
+class BulkAssignForm(BulkForm):
+    rep = forms.ModelChoiceField(
+        queryset=sales_people(),
+        error_messages={"required": "Choose the rep who gets the leads."},
+    )
+
+
 class BulkRecycleForm(BulkForm):
     reason = forms.ModelChoiceField(
-        queryset=Reason.objects.none(),
+        queryset=recycle_reasons(),
         error_messages={"required": "Choose why the leads go back to marketing."},
     )
-    note = forms.CharField(required=False, max_length=500)
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("auto_id", "id_recycle_%s")
-        super().__init__(*args, **kwargs)
-        self.fields["reason"].queryset = recycle_reasons()
-        self.fields["reason"].label_from_instance = lambda r: r.label
 
 
 class LeadDataForm(forms.Form):

@@ -4,17 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import login, screenshot
 from tests.factories import LeadFactory, SourceFactory
 
 pytestmark = pytest.mark.browser
-
-
-def login(page, username: str) -> None:
-    page.goto("/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw")
-    page.click("button[type=submit]")
 
 
 def test_marketer_searches_anna_filters_by_source_and_exports_the_csv(page, marketer, rep):

@@ -35,12 +35,15 @@ def export_rows(response) -> list[dict]:
 
 
 @pytest.mark.parametrize("role", ["marketer", "marketing_manager", "rep", "sales_manager", "admin"])
-def test_every_team_role_sees_the_list_the_export_and_the_create_form(client, people, role):
-    LeadFactory(company="Initech")
+def test_every_team_role_sees_the_list_the_export_and_the_create_and_edit_forms(
+    client, people, role
+):
+    lead = LeadFactory(company="Initech")
     client.force_login(people[role])
     assert "Initech" in client.get(LIST).content.decode()
     assert client.get(EXPORT).status_code == 200
     assert client.get(reverse("leads:create")).status_code == 200
+    assert client.get(reverse("leads:edit", args=[lead.pk])).status_code == 200
 
 
 def test_a_person_without_a_team_role_gets_403_and_a_visitor_the_login(client, outsider):
