@@ -308,3 +308,8 @@ def test_the_lead_page_shows_the_deal_value_as_money(client, rep):
     body = _page(client, rep, lead)
     assert '<dd id="deal-value">€48,000</dd>' in body
     assert "48000.00" not in body
+
+
+def test_the_lead_card_links_to_the_edit_form(client, marketer):
+    lead = LeadFactory()
+    assert f'href="{reverse("leads:edit", args=[lead.pk])}"' in _page(client, marketer, lead)
