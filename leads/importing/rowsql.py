@@ -5,6 +5,7 @@ columns PostgreSQL spends longer planning that than writing. Here each row is on
 VALUES list, cast to its column's type on PostgreSQL (SQLite takes the values as they come)."""
 
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
@@ -102,26 +103,71 @@ def rows_insert(*, objs: Sequence[models.Model]) -> None:
     fields = [f for f in meta.concrete_fields if f is not meta.pk]
     adapted = _adapters(fields)
     plain = [_saves_attribute(f) for f in fields]
-    table = connection.ops.quote_name(meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    row_sql = "(" + ", ".join("%s" for _ in fields) + ")"
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    returning = f"RETURNING {quote(meta.pk.column)}"
     db = connections[DEFAULT_DB_ALIAS]
     with connection.cursor() as cursor:
         for chunk in _chunks(objs, len(fields)):
-            params: list[Any] = []
-            for obj in chunk:
-                for f, adapt, read in zip(fields, adapted, plain, strict=True):
-                    value = getattr(obj, f.attname) if read else f.pre_save(obj, add=True)
-                    params.append(f.get_db_prep_save(value, db) if adapt else value)
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join(row_sql for _ in chunk)} "
-                f"RETURNING {connection.ops.quote_name(meta.pk.column)}",
-                params,
-            )
+            rows = [
+                [
+                    getattr(obj, f.attname) if read else f.pre_save(obj, add=True)
+                    for f, read in zip(fields, plain, strict=True)
+                ]
+                for obj in chunk
+            ]
+            if connection.vendor == "postgresql":
+                sql, params = _insert_postgresql(table, fields, adapted, rows, db)
+            else:
+                columns = ", ".join(quote(f.column) for f in fields)
+                row_sql = "(" + ", ".join("%s" for _ in fields) + ")"
+                sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join(row_sql for _ in rows)}"
+                params = [
+                    f.get_db_prep_save(value, db) if adapt else value
+                    for row in rows
+                    for f, adapt, value in zip(fields, adapted, row, strict=True)
+                ]
+            cursor.execute(f"{sql} {returning}", params)
             for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
                 obj.pk = pk
                 obj._state.adding = False
                 obj._state.db = connection.alias
+
+
+def _same(a: Any, b: Any) -> bool:
+    """One value for the database: of one type, equal, and a decimal spelled alike (1.0 and 1.00
+    are equal but not the same number to store)."""
+    return type(a) is type(b) and a == b and (not isinstance(a, Decimal) or str(a) == str(b))
+
+
+def _insert_postgresql(
+    table: str, fields: Sequence[models.Field], adapted: Sequence[bool], rows: list[list], db
+) -> tuple[str, list[Any]]:
+    """The INSERT of `rows` with each column that holds one value in every row sent once: a new
+    lead leaves most of its fifty columns at their defaults, and every value sent is one more
+    literal for the driver to quote and for PostgreSQL to parse and plan (a third of the
+    statement's time on 1,000 leads)."""
+    quote = connection.ops.quote_name
+    first = rows[0]
+    constant = [all(_same(row[i], first[i]) for row in rows) for i in range(len(fields))]
+    if all(constant):
+        constant[0] = False  # VALUES needs a column
+    varying = [i for i, same in enumerate(constant) if not same]
+    fixed = [i for i, same in enumerate(constant) if same]
+
+    def prepared(i: int, value: Any) -> Any:
+        return fields[i].get_db_prep_save(value, db) if adapted[i] else value
+
+    columns = ", ".join(quote(fields[i].column) for i in varying + fixed)
+    selected = ", ".join([f"v.c{i}" for i in varying] + [f"%s::{_cast(fields[i])}" for i in fixed])
+    row_sql = "(" + ", ".join(f"%s::{_cast(fields[i])}" for i in varying) + ")"
+    params = [prepared(i, first[i]) for i in fixed]
+    params += [prepared(i, row[i]) for row in rows for i in varying]
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT {selected} FROM (VALUES "
+        f"{', '.join(row_sql for _ in rows)}) AS v({', '.join(f'c{i}' for i in varying)})"
+    )
+    return sql, params
 
 
 class Blank:

@@ -2,6 +2,7 @@
 events and scores as lead_intake one by one, idempotent replay, scopes and roles, query counts."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
@@ -12,8 +13,9 @@ from rest_framework.test import APIClient
 
 from alignment.api_keys import api_key_create
 from leads.importing import upsert
+from leads.importing.rowsql import rows_insert
 from leads.intake import lead_intake
-from leads.models import EventType, Lead, LeadEvent, Stage
+from leads.models import EventType, Lead, LeadEvent, Stage, Touchpoint
 from leads.services import touchpoint_record
 from tests.factories import CampaignFactory, LeadFactory, SourceFactory
 
@@ -468,3 +470,48 @@ def test_a_bulk_request_runs_the_same_queries_for_10_and_for_50_leads():
     # key, 2 savepoints, lock, campaigns, sources, scoring model, touchpoints of leads never
     # scored, insert, update, events, outbox, 2 releases
     assert ten == larger == 14
+
+
+def test_rows_insert_writes_what_bulk_create_writes():
+    """The INSERT sends a column that holds one value in every row once: the rows read back are
+    those bulk_create writes, in order, each with its own id."""
+    at = timezone.now()
+
+    def leads(prefix: str) -> list[Lead]:
+        return [
+            Lead(
+                email=f"{prefix}{i}@rows.example",
+                company="Same",
+                deal_value=Decimal(value),
+                attributes={"k": [1, "é"]} if i else {},
+                company_size=None if i % 2 else 5,
+                created_at=at,
+                stage_changed_at=at,
+            )
+            for i, value in enumerate(["1.5", "1.50", "2"])
+        ]
+
+    ours, theirs = leads("a"), leads("b")
+    rows_insert(objs=ours)
+    Lead.objects.bulk_create(theirs)
+    fields = [
+        f.attname
+        for f in Lead._meta.concrete_fields
+        if f.attname not in ("id", "email", "updated_at")
+    ]
+
+    def read(objs: list[Lead]) -> list[tuple]:
+        found = Lead.objects.filter(pk__in=[o.pk for o in objs]).order_by("pk")
+        return list(found.values_list("email", *fields))
+
+    assert [row[1:] for row in read(ours)] == [row[1:] for row in read(theirs)]
+    assert [row[0] for row in read(ours)] == [o.email for o in ours]
+
+    lead = LeadFactory()
+    same = [
+        Touchpoint(lead=lead, kind="web_visit", occurred_at=at, metadata={}, created_at=at)
+        for _ in range(3)
+    ]
+    rows_insert(objs=same)
+    assert len({t.pk for t in same}) == 3
+    assert Touchpoint.objects.filter(lead=lead).count() == 3
