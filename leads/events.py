@@ -258,13 +258,15 @@ def event_record_from(event: NewEvent, *, by: User | None = None) -> LeadEvent:
 
 # The bulk writer on PostgreSQL: the events in one INSERT from arrays (in the given order, so ids
 # follow it), then their outbox entries the same way. bulk_create compiled every value of 2,000
-# model instances, which cost more than the database work.
-_EVENTS_BULK_SQL = (
-    "INSERT INTO leads_leadevent (lead_id, type, occurred_at, recorded_at, actor_id, system, "
-    "payload) SELECT r.lead_id, r.type, r.occurred_at, %s, r.actor_id, r.system, r.payload "
-    "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::bigint[], %s::text[], "
-    "%s::text[]::jsonb[]) WITH ORDINALITY AS r(lead_id, type, occurred_at, actor_id, system, "
-    "payload, n) ORDER BY r.n RETURNING id"
+# model instances, which cost more than the database work. (column, type) of each value an event
+# brings; recorded_at is one value for all.
+_EVENT_COLUMNS = (
+    ("lead_id", "bigint"),
+    ("type", "text"),
+    ("occurred_at", "timestamptz"),
+    ("actor_id", "bigint"),
+    ("system", "text"),
+    ("payload", "jsonb"),
 )
 _OUTBOX_BULK_SQL = (
     "INSERT INTO leads_outboxentry (event_id, reaction, lead_id, created_at, available_at, "
@@ -275,20 +277,37 @@ _OUTBOX_BULK_SQL = (
 
 
 def _events_insert_postgresql(events: list[NewEvent], payloads: list[dict], now: datetime) -> list:
-    """INSERT the events in order; their ids, in the same order."""
+    """INSERT the events in order (the rows from arrays, a column that holds one value in every
+    event sent once: a batch repeats its actor, system and time); their ids, in that order."""
+    columns = {
+        "lead_id": [e.lead_id for e in events],
+        "type": [e.type for e in events],
+        "occurred_at": [e.occurred_at for e in events],
+        "actor_id": [e.actor_id for e in events],
+        "system": [e.system for e in events],
+        "payload": [_encoder.encode(p) for p in payloads],
+    }
+    selected, scalars, arrays, names, rows = ["%s"], [now], [], [], []
+    for name, kind in _EVENT_COLUMNS:
+        values = columns[name]
+        first = values[0]
+        # the lead ids always as an array: the rows come from the arrays
+        if name != "lead_id" and all(type(v) is type(first) and v == first for v in values):
+            selected.append(f"%s::{kind}")
+            scalars.append(first)
+        else:
+            selected.append(f"r.{name}")
+            arrays.append(f"%s::text[]::{kind}[]" if kind == "jsonb" else f"%s::{kind}[]")
+            names.append(name)
+            rows.append(values)
+    sql = (
+        "INSERT INTO leads_leadevent (recorded_at, "
+        f"{', '.join(name for name, _ in _EVENT_COLUMNS)}) SELECT {', '.join(selected)} "
+        f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS r({', '.join(names)}, n) "
+        "ORDER BY r.n RETURNING id"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            _EVENTS_BULK_SQL,
-            [
-                now,
-                [e.lead_id for e in events],
-                [e.type for e in events],
-                [e.occurred_at for e in events],
-                [e.actor_id for e in events],
-                [e.system for e in events],
-                [_encoder.encode(p) for p in payloads],
-            ],
-        )
+        cursor.execute(sql, [*scalars, *rows])
         ids = [row[0] for row in cursor.fetchall()]
     # RETURNING answers in insertion order, which ORDER BY fixes (as bulk_create relies on)
     return ids
