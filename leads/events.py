@@ -152,9 +152,8 @@ def _reactions_each(events: Iterable[tuple[str, dict]]) -> list[tuple[str, ...]]
     return answers
 
 
-def _outbox_entries(events: Iterable[LeadEvent], *, now: datetime) -> list[OutboxEntry]:
-    """One entry per reaction that settings name for each (written) event's type."""
-    events = list(events)
+def _entries(event: LeadEvent, reactions: Iterable[str], now: datetime) -> list[OutboxEntry]:
+    """A written event's outbox entries, one per reaction."""
     return [
         OutboxEntry(
             event_id=event.pk,
@@ -163,10 +162,18 @@ def _outbox_entries(events: Iterable[LeadEvent], *, now: datetime) -> list[Outbo
             created_at=now,
             available_at=now,
         )
-        for event, names in zip(
-            events, _reactions_each((e.type, e.payload) for e in events), strict=True
-        )
-        for name in names
+        for name in reactions
+    ]
+
+
+def _outbox_entries(events: Iterable[LeadEvent], *, now: datetime) -> list[OutboxEntry]:
+    """One entry per reaction that settings name for each (written) event's type."""
+    events = list(events)
+    reactions = _reactions_each((e.type, e.payload) for e in events)
+    return [
+        entry
+        for event, names in zip(events, reactions, strict=True)
+        for entry in _entries(event, names, now)
     ]
 
 
@@ -228,16 +235,7 @@ def event_record(
         event._state.adding = False
     else:
         event.save(force_insert=True)
-        OutboxEntry.objects.bulk_create(
-            OutboxEntry(
-                event_id=event.pk,
-                reaction=name,
-                lead_id=event.lead_id,
-                created_at=now,
-                available_at=now,
-            )
-            for name in reactions
-        )
+        OutboxEntry.objects.bulk_create(_entries(event, reactions, now))
     if reactions:
         outbox_kick_after_commit()
     return event
