@@ -22,28 +22,13 @@ million leads), which Django's AddIndex cannot do on SQLite. Hence a non-atomic 
 
 from django.db import migrations
 
+from alignment.lib.db_indexes import concurrent_indexes
+
 INDEXES = {
     "lead_updated_id": "(updated_at, id)",
     "lead_stage_updated_id": "(stage, updated_at, id)",
     "lead_owner_updated_id": "(owner_id, updated_at, id)",
 }
-
-
-def create_indexes(apps, schema_editor):
-    postgres = schema_editor.connection.vendor == "postgresql"
-    for name, columns in INDEXES.items():
-        if postgres:
-            # a build that failed half-way leaves an invalid index of this name behind
-            schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-            schema_editor.execute(f"CREATE INDEX CONCURRENTLY {name} ON leads_lead {columns}")
-        else:
-            schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON leads_lead {columns}")
-
-
-def drop_indexes(apps, schema_editor):
-    concurrently = "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
-    for name in INDEXES:
-        schema_editor.execute(f"DROP INDEX {concurrently}IF EXISTS {name}")
 
 
 class Migration(migrations.Migration):
@@ -54,5 +39,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(create_indexes, drop_indexes, elidable=False),
+        concurrent_indexes("leads_lead", INDEXES),
     ]
