@@ -14,13 +14,13 @@ def test_login_page_renders(client, db):
     assert b'name="username"' in response.content
 
 
-def test_login_then_home_lands_on_leads(client, marketer):
+def test_login_then_lands_on_home(client, marketer):
     response = client.post(
         reverse("login"), {"username": "marketer", "password": "pw"}, follow=True
     )
     assert response.status_code == 200
-    assert response.redirect_chain[-1][0] == reverse("leads:list")
-    assert b"Leads" in response.content
+    assert response.redirect_chain[-1][0] == reverse("home")
+    assert b"<h1>Home</h1>" in response.content
 
 
 def test_wrong_password_shows_form_error(client, marketer):
