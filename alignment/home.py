@@ -15,8 +15,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 
+from alignment.decorators import team_member_required
 from alignment.models import Role, User
 from kpis import selectors
 from leads.list_views import SAVED_VIEWS
@@ -172,3 +175,10 @@ def home_context(*, user: User, now: datetime) -> dict:
         context.update(marketing_context(agreement=agreement, now=now))
     context.update(shared_context(agreement=agreement, now=now))
     return context
+
+
+@team_member_required
+def home(request):
+    """/ : each role's home (a logged-in person on neither team gets a 403)."""
+    context = home_context(user=request.user, now=timezone.now())
+    return render(request, "alignment/home.html", context)

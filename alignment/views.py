@@ -2,13 +2,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from alignment import home as home_page
 from alignment.api_keys import api_key_create, api_key_revoke
-from alignment.decorators import team_member_required
 from alignment.forms import ApiKeyForm
 from alignment.lib.errors import DomainError
 from alignment.models import ApiKey, Notification
@@ -20,13 +17,6 @@ from alignment.notifications import (
 from alignment.permissions import Action, can
 
 NOTIFICATIONS_PAGE_SIZE = 50
-
-
-@team_member_required
-def home(request):
-    """Each role's home: what it works from and the shared goals (alignment.home)."""
-    context = home_page.home_context(user=request.user, now=timezone.now())
-    return render(request, "alignment/home.html", context)
 
 
 def _page_number(request) -> int:

@@ -13,6 +13,8 @@ def test_demo_login_reaches_the_lead_list(page, marketer):
     page.fill("#id_username", "marketer")
     page.fill("#id_password", "pw")
     page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Home')")
+    page.goto("/leads/")
     page.wait_for_selector("h1:has-text('Leads')")
     assert "Analytical Engines" in page.content()
     screenshot(page, "leads-list")
