@@ -1,0 +1,149 @@
+"""The KPI page: each figure as its selector counts it, the filters, CSV export, who may see it
+and a fixed number of queries."""
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from kpis import selectors
+from kpis.selectors.goals import goals_timezone
+from kpis.views import kpi_tables
+from leads.models import Stage
+from tests.factories import CampaignFactory, SourceFactory
+from tests.kpis.history import new_lead, to_opportunity, utc, walk, won_path
+
+pytestmark = pytest.mark.django_db
+URL = "/kpis/"
+WEEK = "2026-W47"  # 16 to 22 November 2026
+
+
+@pytest.fixture
+def history(rep):
+    google = SourceFactory(name="Google")
+    linkedin = SourceFactory(name='=HYPERLINK("http://x")')  # a name that is a formula
+    campaign = CampaignFactory(name="+Black Friday")  # and one that starts like one
+    created = utc(11, 16, 7)
+    won_path(new_lead(created, source=google, campaign=campaign, owner=rep), 16, 1000)
+    to_opportunity(new_lead(created, source=google), 17, 500)
+    walk(
+        new_lead(created, source=linkedin),
+        (Stage.MQL, utc(11, 17, 8)),
+        (Stage.SAL, utc(11, 17, 9)),
+        (Stage.LOST, utc(11, 17, 10), {"reason": "no_decision"}),
+    )
+    new_lead(created, source=linkedin)
+    return {"google": google, "linkedin": linkedin, "campaign": campaign}
+
+
+def _page(client, user, **params):
+    client.force_login(user)
+    return client.get(URL, params)
+
+
+def _table(response, key):
+    return next(t for t in response.context["tables"] if t.key == key)
+
+
+def _period():
+    return selectors.iso_week_period(WEEK, tz=goals_timezone())
+
+
+def test_each_figure_is_its_selectors_numbers(client, marketer, history):
+    response = _page(client, marketer, period=WEEK)
+    assert response.status_code == 200
+    funnel = selectors.lead_funnel(period=_period())
+    rows = _table(response, "funnel").rows
+    assert [r[1] for r in rows] == [s.reached for s in funnel.steps]
+    assert [r[1] for r in rows] == [4, 3, 3, 2, 2, 1]  # leads, MQL, SAL, SQL, opportunity, won
+    velocity = selectors.sales_velocity(period=_period())
+    total = _table(response, "velocity").rows[-1]
+    assert total[:4] == ["Total", velocity.total.open_opportunities, 1, 0]
+    assert total[5] == Decimal("1000") == velocity.total.won_value
+    pipeline = _table(response, "pipeline_source").rows
+    assert [(r[0], r[1], r[2]) for r in pipeline] == [("Google", 2, Decimal("1500"))]
+    acceptance = selectors.mql_acceptance(period=_period())
+    assert _table(response, "acceptance").rows[0] == ["Accepted", acceptance.accepted]
+    html = response.content.decode()
+    assert "€1,500" in html or "1,500" in html  # money through |money
+    assert "Shared goals" in html and "No goal is set here" in html
+
+
+def test_filters_change_the_figures(client, marketer, history, rep):
+    response = _page(client, marketer, period=WEEK, source=history["linkedin"].pk)
+    assert [r[1] for r in _table(response, "funnel").rows][:2] == [2, 1]
+    assert _table(response, "pipeline_source").rows == []
+    html = response.content.decode()
+    assert "No deal in this period with these filters" in html
+    by_rep = _page(client, marketer, period=WEEK, rep=rep.pk)
+    assert [r[1] for r in _table(by_rep, "funnel").rows] == [1, 1, 1, 1, 1, 1]
+    by_campaign = _page(client, marketer, period=WEEK, campaign=history["campaign"].pk)
+    assert _table(by_campaign, "revenue_source").rows[0][1:] == [1, Decimal("1000")]
+    other_week = _page(client, marketer, period="2026-W40")
+    assert [r[1] for r in _table(other_week, "funnel").rows][0] == 0
+    assert "No lead was created in this period" in other_week.content.decode()
+    month = _page(client, marketer, period="2026-11")
+    assert _table(month, "funnel").rows[0][1] == 4
+
+
+def test_a_wrong_period_is_refused_in_place(client, marketer):
+    response = _page(client, marketer, period="2026-W99")
+    assert response.status_code == 400
+    assert "week" in response.content.decode().lower()
+    response = _page(client, marketer, period="soon")
+    assert response.status_code == 400
+    assert "Pick a month like 2026-11" in response.content.decode()
+
+
+def test_csv_export_of_a_table_neutralises_formulas(client, marketer, history):
+    response = _page(client, marketer, period=WEEK, export="funnel")
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:2] == ["Stage", "Leads reached"]
+    assert [r[1] for r in rows[1:]] == ["4", "3", "3", "2", "2", "1"]
+    first = _page(client, marketer, period=WEEK, export="pipeline_first").content.decode()
+    assert "\n'+Black Friday,1,1000.00" in first
+    assert _page(client, marketer, period=WEEK, export="nothing").status_code == 404
+
+
+def test_every_team_member_may_view_an_outsider_may_not(client, people, outsider):
+    for user in people.values():
+        if user != outsider:
+            assert _page(client, user).status_code == 200
+    assert _page(client, outsider).status_code == 403
+    client.logout()
+    assert client.get(URL).status_code == 302
+
+
+def test_the_page_costs_a_fixed_number_of_queries(client, marketer, history):
+    client.force_login(marketer)
+    client.get(URL, {"period": WEEK})
+    with CaptureQueriesContext(connection) as few:
+        client.get(URL, {"period": WEEK})
+    for day in (18, 19):
+        won_path(new_lead(utc(11, day, 7), source=SourceFactory()), day, 300)
+    with CaptureQueriesContext(connection) as more:
+        client.get(URL, {"period": WEEK})
+    assert len(more) == len(few)
+    assert len(few) <= 60
+
+
+def test_tables_are_built_from_the_selectors_only(history):
+    tables = kpi_tables(period=_period(), source_id=None, campaign_id=None, rep_id=None)
+    keys = [t.key for t in tables]
+    assert keys == [
+        "funnel",
+        "acceptance",
+        "rejections",
+        "velocity",
+        "pipeline_source",
+        "pipeline_first",
+        "pipeline_last",
+        "revenue_source",
+        "revenue_first",
+        "revenue_last",
+        "sla",
+    ]
