@@ -127,7 +127,6 @@ def marketing_context(*, agreement: Agreement | None, now: datetime) -> dict:
     figures = marketing_figures(agreement=agreement, period=period)
     return {
         "marketing": figures,
-        "marketing_rows": [figures],
         "reasons": selectors.rejection_reasons_by_source(period=period, limit=TOP_REASONS),
     }
 
