@@ -32,6 +32,11 @@ class Table:
     note: str = ""
 
     @property
+    def wide(self) -> bool:
+        """Many columns: the chart goes above the table, not beside it."""
+        return len(self.columns) > 4
+
+    @property
     def is_empty(self) -> bool:
         return not self.rows or (
             self.chart is not None and not any(r[self.chart] for r in self.rows)
@@ -59,9 +64,9 @@ def _funnel(funnel) -> Table:
         "Funnel",
         [
             ("Stage", TEXT),
-            ("Leads reached", COUNT),
-            ("Conversion from the step before", PERCENT),
-            ("Dropped here", COUNT),
+            ("Reached", COUNT),
+            ("Conversion", PERCENT),
+            ("Dropped", COUNT),
             ("Median time in stage", HOURS),
             ("Stays measured", COUNT),
         ],
@@ -73,7 +78,8 @@ def _funnel(funnel) -> Table:
         empty="No lead was created in this period with these filters: pick another period or "
         "clear a filter.",
         note="The leads created in the period, each followed to the furthest stage it has "
-        f"reached by now. Won ÷ leads: {_pct(funnel.overall)}.",
+        "reached by now; conversion is a step ÷ the one before, dropped is reached here but "
+        f"no further. Won ÷ leads: {_pct(funnel.overall)}.",
     )
 
 
@@ -114,14 +120,14 @@ def _velocity(velocity) -> Table:
         "Sales velocity by source",
         [
             ("Source", TEXT),
-            ("Open opportunities", COUNT),
+            ("Open", COUNT),
             ("Won", COUNT),
-            ("Lost as opportunity", COUNT),
+            ("Lost", COUNT),
             ("Win rate", PERCENT),
             ("Value won", MONEY),
-            ("Average deal", MONEY),
-            ("Average cycle", DAYS),
-            ("Velocity per day", MONEY),
+            ("Avg deal", MONEY),
+            ("Avg cycle", DAYS),
+            ("Velocity / day", MONEY),
         ],
         [
             [
@@ -142,8 +148,9 @@ def _velocity(velocity) -> Table:
         chart=8,
         empty="No opportunity was open or closed in this period: pick another period or clear "
         "a filter.",
-        note="Open opportunities × win rate × average deal ÷ average cycle days. Velocity is "
-        "empty while no deal closed or none was won.",
+        note="Open opportunities at the period's end × win rate (won ÷ won and lost as an "
+        "opportunity) × average deal ÷ average cycle days from MQL to win. Velocity is empty "
+        "while no deal closed or none was won.",
     )
 
 

@@ -114,7 +114,7 @@ def test_csv_export_of_a_table_neutralises_formulas(client, marketer, history):
     response = _page(client, marketer, period=WEEK, export="funnel")
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[0][:2] == ["Stage", "Leads reached"]
+    assert rows[0][:2] == ["Stage", "Reached"]
     assert [r[1] for r in rows[1:]] == ["4", "3", "3", "2", "2", "1"]
     first = _page(client, marketer, period=WEEK, export="pipeline_first").content.decode()
     assert "\n'+Black Friday,1,1000.00" in first
