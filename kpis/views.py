@@ -53,7 +53,13 @@ class Table:
         return {
             "type": self.chart_type,
             "label": self.columns[self.chart][0],
-            "labels": [str(r[0]) for r in self.rows],
+            # a row's label: its text cells (a reason and its source)
+            "labels": [
+                " · ".join(
+                    str(v) for v, (_, kind) in zip(r, self.columns, strict=True) if kind == TEXT
+                )
+                for r in self.rows
+            ],
             "values": [float(r[self.chart] or 0) for r in self.rows],
         }
 

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.django_db
 URL = "/kpis/"
 WEEK = "2026-W47"  # 16 to 22 November 2026
 # reads: session, user, agreement (time zone), the filters' options, the selectors, the goals
-# board without goals; SQLite reads its medians with ORDER BY ... OFFSET, PostgreSQL in one
-QUERIES = {"postgresql": 23, "sqlite": 30}
+# board without goals; SQLite reads a median per stage with ORDER BY ... OFFSET, PostgreSQL in one
+QUERIES = {"postgresql": 24, "sqlite": 31}
 
 
 @pytest.fixture
@@ -41,7 +41,11 @@ def history(rep):
         (Stage.SAL, utc(11, 17, 9)),
         (Stage.LOST, utc(11, 17, 10), {"reason": "no_decision"}),
     )
-    new_lead(created, source=linkedin)
+    walk(
+        new_lead(created, source=linkedin),
+        (Stage.MQL, utc(11, 18, 8)),
+        (Stage.REJECTED, utc(11, 18, 9), {"reason": "bad_fit"}),
+    )
     return {"google": google, "linkedin": linkedin, "campaign": campaign}
 
 
@@ -70,7 +74,7 @@ def test_each_figure_is_its_selectors_numbers(client, marketer, history):
     funnel = selectors.lead_funnel(period=_period())
     rows = _table(response, "funnel").rows
     assert [r[1] for r in rows] == [s.reached for s in funnel.steps]
-    assert [r[1] for r in rows] == [4, 3, 3, 2, 2, 1]  # leads, MQL, SAL, SQL, opportunity, won
+    assert [r[1] for r in rows] == [4, 4, 3, 2, 2, 1]  # leads, MQL, SAL, SQL, opportunity, won
     velocity = selectors.sales_velocity(period=_period())
     total = _table(response, "velocity").rows[-1]
     assert total[:4] == ["Total", velocity.total.open_opportunities, 1, 0]
@@ -79,14 +83,20 @@ def test_each_figure_is_its_selectors_numbers(client, marketer, history):
     assert [(r[0], r[1], r[2]) for r in pipeline] == [("Google", 2, Decimal("1500"))]
     acceptance = selectors.mql_acceptance(period=_period())
     assert _table(response, "acceptance").rows[0] == ["Accepted", acceptance.accepted]
+    reasons = selectors.rejection_reasons_by_source(period=_period())
+    assert _table(response, "rejections").rows == [[r.reason, r.source, r.count] for r in reasons]
+    assert [row[1:] for row in _table(response, "rejections").rows] == [
+        [history["linkedin"].name, 1]
+    ]
     html = response.content.decode()
+    assert "=HYPERLINK(&quot;http://x&quot;)" in html  # a name is shown as text
     assert "€1,500" in html or "1,500" in html  # money through |money
     assert "Shared goals" in html and "No goal is set here" in html
 
 
 def test_filters_change_the_figures(client, marketer, history, rep):
     response = _page(client, marketer, period=WEEK, source=history["linkedin"].pk)
-    assert [r[1] for r in _table(response, "funnel").rows][:2] == [2, 1]
+    assert [r[1] for r in _table(response, "funnel").rows][:2] == [2, 2]
     assert _table(response, "pipeline_source").rows == []
     html = response.content.decode()
     assert "No deal in this period with these filters" in html
@@ -115,7 +125,9 @@ def test_csv_export_of_a_table_neutralises_formulas(client, marketer, history):
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[0][:2] == ["Stage", "Reached"]
-    assert [r[1] for r in rows[1:]] == ["4", "3", "3", "2", "2", "1"]
+    assert [r[1] for r in rows[1:]] == ["4", "4", "3", "2", "2", "1"]
+    reasons = _page(client, marketer, period=WEEK, export="rejections").content.decode()
+    assert ',"\'=HYPERLINK(""http://x"")",1' in reasons
     first = _page(client, marketer, period=WEEK, export="pipeline_first").content.decode()
     assert "\n'+Black Friday,1,1000.00" in first
     assert _page(client, marketer, period=WEEK, export="nothing").status_code == 404
