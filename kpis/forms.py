@@ -1,18 +1,14 @@
 """The KPI page's filters: a week or a month (in the agreement's time zone), source, campaign
 and rep. Any other period than the picker offers can be given in the address (2025-W03)."""
 
-import re
-
 from django import forms
 
 from alignment.lib.errors import DomainError
 from alignment.models import SALES_ROLES, User
 from kpis import selectors
+from kpis.api import FIRST_YEAR, LAST_YEAR, MONTH, WEEK
 from leads.models import Campaign, Source
 
-WEEK = re.compile(r"\d{4}-W\d{2}")
-MONTH = re.compile(r"\d{4}-\d{2}")
-FIRST_YEAR, LAST_YEAR = 1900, 2999
 RECENT = 12  # months and weeks the picker offers
 
 

@@ -89,18 +89,30 @@ def _funnel(funnel) -> Table:
     )
 
 
-def _acceptance(acceptance) -> Table:
+def _shares(key: str, title: str, heading: str, counts: dict[str, int], **text) -> Table:
+    """A whole split three ways (good, bad, pending), drawn as a doughnut in that order."""
     return Table(
-        "acceptance",
-        "MQL acceptance",
-        [("Decision", TEXT), ("MQLs", COUNT)],
-        [
-            ["Accepted", acceptance.accepted],
-            ["Rejected", acceptance.rejected],
-            ["Undecided", acceptance.undecided],
-        ],
+        key,
+        title,
+        [(heading, TEXT), ("Count", COUNT)],
+        [[label, n] for label, n in counts.items()],
         chart=1,
         chart_type="doughnut",
+        **text,
+    )
+
+
+def _acceptance(acceptance) -> Table:
+    counts = {
+        "Accepted": acceptance.accepted,
+        "Rejected": acceptance.rejected,
+        "Undecided": acceptance.undecided,
+    }
+    return _shares(
+        "acceptance",
+        "MQL acceptance",
+        "Decision on the MQL",
+        counts,
         empty="No MQL entered the stage in this period: pick another period or clear a filter.",
         note=f"{acceptance.mqls} MQLs; acceptance rate (accepted ÷ decided so far): "
         f"{_pct(acceptance.rate)}. Not filtered by rep.",
@@ -185,17 +197,12 @@ def _attribution(key: str, title: str, attribution) -> list[Table]:
 
 
 def _sla(attainment, speed) -> Table:
-    return Table(
+    counts = {"Met": attainment.met, "Breached": attainment.breached, "Running": attainment.running}
+    return _shares(
         "sla",
         "Response within the SLA",
-        [("Clocks", TEXT), ("Count", COUNT)],
-        [
-            ["Met", attainment.met],
-            ["Breached", attainment.breached],
-            ["Running", attainment.running],
-        ],
-        chart=1,
-        chart_type="doughnut",
+        "Response clocks",
+        counts,
         empty="No response clock started in this period: pick another period or another rep.",
         note=f"{attainment.started} clocks started; met on time: {_pct(attainment.share)}. "
         f"Speed to lead over {speed.responded} responded: median "
