@@ -25,7 +25,8 @@ def test_marketer_searches_anna_filters_by_source_and_exports_the_csv(page, mark
     )
     LeadFactory(first_name="Hanna", last_name="Berg", company="=SUM(A1)", source=google)
     LeadFactory(first_name="Bob", last_name="Jones", company="Other Ltd", source=webinar)
-    login(page, "marketer")
+    login(page, "marketer")  # lands on the marketing home
+    page.goto("/leads/")
     page.wait_for_selector("h1:has-text('Leads')")
     page.fill("#id_q", "Anna")
     page.click("button:has-text('Show leads')")
