@@ -18,11 +18,10 @@ from leads.scoring.engagement import (
     Anchored,
     anchored_add,
     anchored_from_touchpoints,
-    capped_total,
     engagement_at,
 )
 from leads.scoring.rules import CompiledModel, _value_of, fit_total, lead_values
-from leads.scoring.services import SCORING_SYSTEM, ScoreUpdate, crosses_into_mql
+from leads.scoring.services import SCORING_SYSTEM, ScoreUpdate, score_judge, score_values
 
 SCORE_ATTNAMES = (
     "fit_score",
@@ -163,62 +162,28 @@ class BatchScorer:
         model, now = self.model, self.now
         assert model is not None
         stored = self.stored_total(lead)
-        qualified_before = model.qualifies(fit=lead.fit_score, total=stored)
         before = {
             "fit": lead.fit_score,
             "total": round(stored, 2),
             "grade": lead.grade,
-            "qualifies": qualified_before,
+            "qualifies": model.qualifies(fit=lead.fit_score, total=stored),
         }
         if write:
-            engagement_at_anchor = capped_total(model, state.sums) if state.anchor else 0.0
-            lead.fit_score = fit
-            lead.engagement_score = engagement_at_anchor
-            lead.score = fit + engagement_at_anchor
-            lead.grade = model.grade(fit)
-            lead.engagement_sums = state.stored_sums()
-            lead.engagement_anchor_at = state.anchor
-            lead.scored_with_id = model.id
+            for name, value in score_values(model, fit=fit, state=state).items():
+                setattr(lead, name, value)
             self.written.add(lead.pk)
-        engagement = engagement_at(model, state, now)
-        total = fit + engagement
-        qualifies = model.qualifies(fit=fit, total=total)
-        grade = model.grade(fit)
+        update, payload = score_judge(
+            lead=lead, model=model, fit=fit, state=state, now=now, before=before
+        )
         event = None
-        if grade != before["grade"] or qualifies != qualified_before:
+        if payload is not None:
             event = NewEvent(
                 type=EventType.SCORE_CHANGED,
                 lead_id=lead.pk,
                 occurred_at=now,
-                payload={
-                    "model_id": model.id,
-                    "before": before,
-                    "after": {
-                        "fit": fit,
-                        "total": round(total, 2),
-                        "grade": grade,
-                        "qualifies": qualifies,
-                    },
-                },
+                payload=payload,
                 system=SCORING_SYSTEM,
             )
-        update = ScoreUpdate(
-            lead=lead,
-            model=model,
-            fit=fit,
-            engagement=engagement,
-            total=total,
-            grade=grade,
-            at=now,
-            qualifies=qualifies,
-            qualified_before=qualified_before,
-            crosses=crosses_into_mql(
-                stage=lead.stage,
-                mql_count=lead.mql_count,
-                qualified_before=qualified_before,
-                qualifies=qualifies,
-            ),
-        )
         return Scored(update=update, event=event)
 
     @staticmethod

@@ -195,6 +195,64 @@ def crosses_into_mql(
     return qualifies and stage in PRE_MQL_STAGES and (not qualified_before or mql_count == 0)
 
 
+def score_values(model: CompiledModel, *, fit: int, state: Anchored) -> dict[str, Any]:
+    """The lead columns a score is stored in (the engagement as of its anchor)."""
+    engagement_at_anchor = capped_total(model, state.sums) if state.anchor else 0.0
+    return {
+        "fit_score": fit,
+        "engagement_score": engagement_at_anchor,
+        "score": fit + engagement_at_anchor,
+        "grade": model.grade(fit),
+        "engagement_sums": state.stored_sums(),
+        "engagement_anchor_at": state.anchor,
+        "scored_with_id": model.id,
+    }
+
+
+def score_judge(
+    *,
+    lead: Lead,
+    model: CompiledModel,
+    fit: int,
+    state: Anchored,
+    now: datetime,
+    before: dict[str, Any],
+) -> tuple[ScoreUpdate, dict | None]:
+    """What the new score means for `lead` (whose `before` is its stored score, read before any
+    write): the update, and the `score.changed` payload when the grade or the MQL eligibility
+    changed (a decay tick or a point more is no event), else None. Writes nothing."""
+    engagement = engagement_at(model, state, now)
+    total = fit + engagement
+    qualifies = model.qualifies(fit=fit, total=total)
+    grade = model.grade(fit)
+    qualified_before = before["qualifies"]
+    payload = None
+    if grade != before["grade"] or qualifies != qualified_before:
+        payload = {
+            "model_id": model.id,
+            "before": before,
+            "after": {"fit": fit, "total": round(total, 2), "grade": grade, "qualifies": qualifies},
+        }
+    update = ScoreUpdate(
+        lead=lead,
+        model=model,
+        fit=fit,
+        engagement=engagement,
+        total=total,
+        grade=grade,
+        at=now,
+        qualifies=qualifies,
+        qualified_before=qualified_before,
+        crosses=crosses_into_mql(
+            stage=lead.stage,
+            mql_count=lead.mql_count,
+            qualified_before=qualified_before,
+            qualifies=qualifies,
+        ),
+    )
+    return update, payload
+
+
 def _write_and_judge(
     *,
     locked: Lead,
@@ -212,58 +270,22 @@ def _write_and_judge(
         "qualifies": qualified_before,
     }
     if write:
-        engagement_at_anchor = capped_total(model, state.sums) if state.anchor else 0.0
-        values = {
-            "fit_score": fit,
-            "engagement_score": engagement_at_anchor,
-            "score": fit + engagement_at_anchor,
-            "grade": model.grade(fit),
-            "engagement_sums": state.stored_sums(),
-            "engagement_anchor_at": state.anchor,
-            "scored_with_id": model.id,
-        }
+        values = score_values(model, fit=fit, state=state)
         _write_scores(locked.pk, values)
         for name, value in values.items():
             setattr(locked, name, value)
-    engagement = engagement_at(model, state, now)
-    total = fit + engagement
-    qualifies = model.qualifies(fit=fit, total=total)
-    grade = model.grade(fit)
-    if grade != before["grade"] or qualifies != qualified_before:
-        # a decay tick or a point more is no event; a new grade or MQL eligibility is
+    update, payload = score_judge(
+        lead=locked, model=model, fit=fit, state=state, now=now, before=before
+    )
+    if payload is not None:
         event_record(
             type=EventType.SCORE_CHANGED,
             lead=locked,
             system=SCORING_SYSTEM,
             at=now,
-            payload={
-                "model_id": model.id,
-                "before": before,
-                "after": {
-                    "fit": fit,
-                    "total": round(total, 2),
-                    "grade": grade,
-                    "qualifies": qualifies,
-                },
-            },
+            payload=payload,
         )
-    return ScoreUpdate(
-        lead=locked,
-        model=model,
-        fit=fit,
-        engagement=engagement,
-        total=total,
-        grade=grade,
-        at=now,
-        qualifies=qualifies,
-        qualified_before=qualified_before,
-        crosses=crosses_into_mql(
-            stage=locked.stage,
-            mql_count=locked.mql_count,
-            qualified_before=qualified_before,
-            qualifies=qualifies,
-        ),
-    )
+    return update
 
 
 def lead_score_touchpoint(
