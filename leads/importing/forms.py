@@ -36,6 +36,14 @@ class ImportForm(forms.Form):
         label="All or nothing: write nothing if any row is bad", required=False
     )
 
+    def job_options(self) -> dict:
+        """What a valid form asks of `import_job_create` (the page and the API alike)."""
+        data = self.cleaned_data
+        return {
+            name: data[name]
+            for name in ("file", "mapping", "delimiter", "encoding", "dry_run", "atomic")
+        }
+
     def clean_mapping(self) -> dict | None:
         upload = self.cleaned_data.get("mapping")
         if not upload:

@@ -24,17 +24,8 @@ def import_upload(request):
         )
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
-            job = services.import_job_create(
-                by=request.user,
-                file=data["file"],
-                mapping=data["mapping"],
-                delimiter=data["delimiter"],
-                encoding=data["encoding"],
-                dry_run=data["dry_run"],
-                atomic=data["atomic"],
-            )
+            job = services.import_job_create(by=request.user, **form.job_options())
         except DomainError as exc:
             field = exc.field if exc.field in form.fields else None
             form.add_error(field, exc.message)

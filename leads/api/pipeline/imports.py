@@ -151,17 +151,8 @@ class ImportListView(APIView):
             raise serializers.ValidationError(
                 {name: [str(m) for m in messages] for name, messages in form.errors.items()}
             )
-        data = form.cleaned_data
         with transaction.atomic():
-            job = services.import_job_create(
-                by=by,
-                file=data["file"],
-                mapping=data["mapping"],
-                delimiter=data["delimiter"],
-                encoding=data["encoding"],
-                dry_run=data["dry_run"],
-                atomic=data["atomic"],
-            )
+            job = services.import_job_create(by=by, **form.job_options())
             transaction.on_commit(lambda: import_job_queue(job.pk))
         # the task may have run already (eagerly, or on a fast worker): answer what it is now
         job.refresh_from_db()
