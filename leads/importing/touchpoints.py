@@ -21,7 +21,7 @@ from alignment.lib.errors import DomainError, PermissionDenied
 from alignment.models import Role, User
 from alignment.permissions import Action, can, require
 from leads.events import NewEvent, events_record_bulk
-from leads.importing.rowsql import Blank, rows_insert, rows_instances, rows_update
+from leads.importing.rowsql import Blank, rows_insert, rows_update
 from leads.importing.scoring import SCORE_ATTNAMES, BatchScorer, Scored, TouchpointRow
 from leads.importing.upsert import (
     ERROR,
@@ -30,6 +30,7 @@ from leads.importing.upsert import (
     check_items,
     has_nul,
     item_error,
+    leads_locked,
     leads_upsert_bulk,
 )
 from leads.lifecycle import qualify_if_crossing
@@ -199,16 +200,11 @@ class _Campaigns:
 def _lock(items: list[_Item], *, ids: set[int] = frozenset()) -> dict[str, dict]:
     """Lock the leads the items (or `ids`) name, in id order; maps by id, external id and
     email."""
-    ids = set(ids) | {it.lead_id for it in items if it.lead_id is not None}
-    external_ids = {it.external_id for it in items if it.external_id}
-    emails = {it.email for it in items if it.email}
-    leads = rows_instances(
-        model=Lead,
-        attnames=_LOCKED_ATTNAMES,
-        rows=Lead.objects.select_for_update()
-        .filter(Q(pk__in=ids) | Q(external_id__in=external_ids) | Q(email__in=emails))
-        .order_by("pk")
-        .values_list(*_LOCKED_ATTNAMES),
+    leads = leads_locked(
+        _LOCKED_ATTNAMES,
+        ids={*ids, *(it.lead_id for it in items if it.lead_id is not None)},
+        external_ids=(it.external_id for it in items if it.external_id),
+        emails=(it.email for it in items if it.email),
     )
     return {
         "id": {lead.pk: lead for lead in leads},

@@ -8,6 +8,7 @@ now meet the MQL definition then move one by one through the lifecycle service.
 The same lead twice in one request (the same email or external id, or two items matching one
 lead) is ambiguous: the first item counts, every later one is an error naming it."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -219,18 +220,34 @@ class _Written:
     leads: dict[int, Lead] = field(default_factory=dict)  # item index -> lead
 
 
+def leads_locked(
+    attnames: tuple[str, ...],
+    *,
+    ids: Iterable[int] = (),
+    external_ids: Iterable[str] = (),
+    emails: Iterable[str] = (),
+) -> list[Lead]:
+    """Lock the leads with any of these ids, external ids or emails, in id order (two bulk
+    writers then cannot deadlock), read as instances holding `attnames`."""
+    return rows_instances(
+        model=Lead,
+        attnames=attnames,
+        rows=Lead.objects.select_for_update()
+        .filter(
+            Q(pk__in=set(ids)) | Q(external_id__in=set(external_ids)) | Q(email__in=set(emails))
+        )
+        .order_by("pk")
+        .values_list(*attnames),
+    )
+
+
 def _match(items: list[_Item], results: dict[int, ItemResult]) -> tuple[list, dict, dict]:
     """Lock the leads the items name (id order: two writers cannot deadlock) and pair each item
     with its lead (None: a new lead); duplicates within the request become errors."""
-    external_ids = {it.external_id for it in items if it.external_id}
-    emails = {it.email for it in items if it.email}
-    locked = rows_instances(
-        model=Lead,
-        attnames=_LEAD_ATTNAMES,
-        rows=Lead.objects.select_for_update()
-        .filter(Q(external_id__in=external_ids) | Q(email__in=emails))
-        .order_by("pk")
-        .values_list(*_LEAD_ATTNAMES),
+    locked = leads_locked(
+        _LEAD_ATTNAMES,
+        external_ids=(it.external_id for it in items if it.external_id),
+        emails=(it.email for it in items if it.email),
     )
     by_external_id = {lead.external_id: lead for lead in locked if lead.external_id}
     by_email = {lead.email: lead for lead in locked if lead.email}
