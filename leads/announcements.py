@@ -2,11 +2,14 @@
 
 import logging
 import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -15,6 +18,8 @@ from alignment.models import MARKETING_ROLES, User
 from leads.models import Announcement, Campaign, Lead, LeadEvent, Stage
 
 logger = logging.getLogger(__name__)
+
+WINS_PAGE_SIZE = 25
 
 # long enough for a long company name and the deal value; mail clients show about 60-80 characters
 SUBJECT_MAX = 120
@@ -139,3 +144,72 @@ def won_reaction(event: LeadEvent) -> None:
     announcement = announcement_for_won(lead=lead)
     if announcement is not None:
         announcement_email(announcement=announcement)
+
+
+# --- the Wins page: every won lead, newest first -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Win:
+    lead: Lead
+    won_at: datetime
+    deal_value: Decimal | None
+    announcement: Announcement | None
+
+
+@dataclass(frozen=True, slots=True)
+class WinsPage:
+    wins: list[Win]
+    older: str | None  # the cursor of the next (older) page; None on the last one
+
+
+def _cursor(lead: Lead) -> str:
+    return f"{lead.won_at.isoformat()}_{lead.pk}"
+
+
+def wins_cursor_parse(raw: str) -> tuple[datetime, int] | None:
+    """(won_at, id) from a cursor this page gave out; None for anything else."""
+    at, _, pk = (raw or "").rpartition("_")
+    try:
+        moment, number = datetime.fromisoformat(at), int(pk)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or not 0 < number < 2**63:
+        return None
+    return moment, number
+
+
+def wins_page(
+    *,
+    since: datetime | None = None,
+    owner_id: int | None = None,
+    older_than: tuple[datetime, int] | None = None,
+    size: int = WINS_PAGE_SIZE,
+) -> WinsPage:
+    """Every won lead (stage won, also those imported or seeded without an announcement), newest
+    won first, with its announcement where there is one. Keyset pages on (won_at, id): a page
+    costs one query however deep, and no COUNT over the won leads."""
+    qs = Lead.objects.filter(stage=Stage.WON, won_at__isnull=False)
+    if since is not None:
+        qs = qs.filter(won_at__gte=since)
+    if owner_id is not None:
+        qs = qs.filter(owner_id=owner_id)
+    if older_than is not None:
+        at, pk = older_than
+        # `won_at <= at` lets the index range start at the cursor; the OR settles the ties
+        qs = qs.filter(Q(won_at__lte=at), Q(won_at__lt=at) | Q(id__lt=pk))
+    rows = list(
+        qs.select_related("owner", "source", "campaign", "announcement").order_by("-won_at", "-id")[
+            : size + 1
+        ]
+    )
+    wins = [
+        Win(
+            lead=lead,
+            won_at=lead.won_at,
+            deal_value=lead.deal_value,
+            announcement=getattr(lead, "announcement", None),
+        )
+        for lead in rows[:size]
+    ]
+    return WinsPage(wins=wins, older=_cursor(rows[size - 1]) if len(rows) > size else None)

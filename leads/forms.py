@@ -200,10 +200,3 @@ class MergeForm(forms.Form):
         if lead is None:
             raise forms.ValidationError(f"No lead with id, email or external id “{value}”.")
         return lead
-
-
-class FeedbackFilterForm(forms.Form):
-    group = forms.ChoiceField(
-        choices=[("source", "Source"), ("campaign", "Campaign")], required=False
-    )
-    days = forms.IntegerField(min_value=1, max_value=3650, required=False, initial=90)

@@ -2,18 +2,15 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connection
 from django.db.models import (
     BooleanField,
-    Count,
     DateTimeField,
     ExpressionWrapper,
     F,
     Func,
-    Q,
     QuerySet,
     TextField,
     Value,
@@ -28,7 +25,6 @@ from leads.models import (
     MergeRecord,
     Reason,
     Stage,
-    StageChange,
     Touchpoint,
 )
 
@@ -402,50 +398,3 @@ def lead_timeline(*, lead: Lead, limit: int = 200) -> list[TimelineEntry]:
             TimelineEntry(at=e.occurred_at, kind=kind, title=title, detail=detail, who=who)
         )
     return entries
-
-
-def sales_feedback(
-    *, since: datetime | None = None, until: datetime | None = None, group_by: str = "source"
-) -> list[dict[str, Any]]:
-    """How sales decided the MQLs of each source (or campaign): accepted, rejected, recycled, the
-    rejection rate and the reasons. Counts decisions made in the period, from the stage history."""
-    if group_by not in {"source", "campaign"}:
-        raise ValueError("group_by must be 'source' or 'campaign'")
-    key = "lead__source__name" if group_by == "source" else "lead__campaign__name"
-    decisions = StageChange.objects.filter(
-        from_stage=Stage.MQL, to_stage__in=[Stage.SAL, Stage.REJECTED, Stage.RECYCLED]
-    )
-    if since:
-        decisions = decisions.filter(at__gte=since)
-    if until:
-        decisions = decisions.filter(at__lt=until)
-    rows = (
-        decisions.values(key)
-        .annotate(
-            accepted=Count("id", filter=Q(to_stage=Stage.SAL)),
-            rejected=Count("id", filter=Q(to_stage=Stage.REJECTED)),
-            recycled=Count("id", filter=Q(to_stage=Stage.RECYCLED)),
-        )
-        .order_by(key)
-    )
-    reasons = decisions.exclude(reason=None).values(key, "reason").annotate(n=Count("id"))
-    labels = dict(Reason.objects.values_list("id", "label"))
-    by_group: dict[Any, list[tuple[str, int]]] = {}
-    for r in reasons:
-        by_group.setdefault(r[key], []).append((labels[r["reason"]], r["n"]))
-    result = []
-    for row in rows:
-        decided = row["accepted"] + row["rejected"] + row["recycled"]
-        result.append(
-            {
-                "name": row[key] or "(none)",
-                "decided": decided,
-                "accepted": row["accepted"],
-                "rejected": row["rejected"],
-                "recycled": row["recycled"],
-                "rejection_rate": (row["rejected"] + row["recycled"]) / decided if decided else 0,
-                "reasons": sorted(by_group.get(row[key], []), key=lambda x: -x[1]),
-            }
-        )
-    result.sort(key=lambda r: (-r["rejection_rate"], r["name"]))
-    return result

@@ -1,16 +1,20 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from alignment.decorators import team_member_required
 from alignment.lib.errors import DomainError
+from alignment.models import SALES_ROLES, User
 from alignment.permissions import Action, can
 from leads import routing, selectors, services
-from leads.forms import AssignForm, FeedbackFilterForm, MergeForm, MoveForm, TouchpointForm
-from leads.models import Announcement, Lead
+from leads.announcements import wins_cursor_parse, wins_page
+from leads.forms import AssignForm, MergeForm, MoveForm, TouchpointForm
+from leads.models import Lead
 from leads.scoring.selectors import lead_score_explain
 
 
@@ -161,22 +165,57 @@ def lead_merge(request, pk: int):
 
 @team_member_required
 def sales_feedback(request):
-    form = FeedbackFilterForm(request.GET or None)
-    group, days = "source", 90
-    if form.is_valid():
-        group = form.cleaned_data["group"] or group
-        days = form.cleaned_data["days"] or days
-    since = timezone.now() - timedelta(days=days)
-    rows = selectors.sales_feedback(since=since, group_by=group)
-    return render(
-        request,
-        "leads/feedback.html",
-        {"form": form, "rows": rows, "group": group, "days": days},
-        status=200 if form.is_bound is False or form.is_valid() else 400,
+    # the feedback table lives on the KPI page now, next to the other MQL figures
+    return redirect(reverse("kpis:page") + "#feedback", permanent=True)
+
+
+class WinsFilterForm(forms.Form):
+    period = forms.ChoiceField(
+        choices=[("all", "All time"), ("month", "This month"), ("90d", "Last 90 days")],
+        required=False,
     )
+    owner = forms.ModelChoiceField(
+        queryset=User.objects.filter(role__in=SALES_ROLES).order_by("username"),
+        required=False,
+        empty_label="All owners",
+    )
+
+    def since(self, now: datetime) -> datetime | None:
+        """The start of the chosen period, in the viewer's time zone (the middleware's)."""
+        period = self.cleaned_data.get("period") or "all"
+        if period == "month":
+            local = timezone.localtime(now)
+            return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        if period == "90d":
+            return now - timedelta(days=90)
+        return None
 
 
 @team_member_required
 def announcements(request):
-    items = Announcement.objects.select_related("lead", "lead__owner")[:50]
-    return render(request, "leads/announcements.html", {"items": items})
+    form = WinsFilterForm(request.GET)
+    if not form.is_valid():
+        return render(request, "leads/announcements.html", {"form": form, "wins": []}, status=400)
+    owner = form.cleaned_data["owner"]
+    before = request.GET.get("before", "")
+    older_than = wins_cursor_parse(before) if before else None
+    page = wins_page(
+        since=form.since(timezone.now()),
+        owner_id=owner.pk if owner else None,
+        older_than=older_than,
+    )
+    params = request.GET.copy()
+    params.pop("before", None)
+    filters = params.urlencode()
+    older = None
+    if page.older:
+        params["before"] = page.older
+        older = params.urlencode()
+    context = {
+        "form": form,
+        "wins": page.wins,
+        "older": older,
+        "newest": filters if older_than else None,
+        "filtered": bool(owner) or (form.cleaned_data["period"] or "all") != "all",
+    }
+    return render(request, "leads/announcements.html", context)

@@ -5,26 +5,9 @@ from django.utils import timezone
 
 from leads import selectors, services
 from leads.models import Stage
-from tests.factories import CampaignFactory, LeadFactory
+from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def test_sales_feedback_by_campaign_counts_decisions_in_period(rep):
-    spring, autumn = CampaignFactory(name="Spring"), CampaignFactory(name="Autumn")
-    decisions = [(spring, "accept"), (spring, "bad_fit"), (autumn, "not_ready"), (autumn, "accept")]
-    for campaign, decision in decisions:
-        lead = LeadFactory(stage=Stage.MQL, owner=rep, campaign=campaign)
-        if decision == "accept":
-            services.lead_accept(lead=lead, by=rep)
-        else:
-            services.lead_reject(lead=lead, by=rep, reason=decision)
-    rows = {r["name"]: r for r in selectors.sales_feedback(group_by="campaign")}
-    assert (rows["Spring"]["accepted"], rows["Spring"]["rejected"]) == (1, 1)
-    assert (rows["Autumn"]["accepted"], rows["Autumn"]["recycled"]) == (1, 1)
-    assert rows["Spring"]["reasons"] == [("Bad fit", 1)]
-    later = timezone.now() + dt.timedelta(minutes=1)
-    assert selectors.sales_feedback(since=later) == []
 
 
 def test_timeline_is_newest_first_and_mixes_kinds(marketer, rep):

@@ -116,22 +116,11 @@ def test_merge_from_the_page(client, marketing_manager):
     assert "No lead with" in response.content.decode()
 
 
-def test_feedback_page_shows_rejections_per_source(client, marketer, rep):
-    from leads.services import source_for
-
-    google = source_for("Google")
-    for i in range(3):
-        lead = LeadFactory(stage=Stage.MQL, owner=rep, source=google)
-        if i == 0:
-            services.lead_accept(lead=lead, by=rep)
-        else:
-            services.lead_reject(lead=lead, by=rep, reason="bad_fit")
+def test_feedback_page_moved_to_the_kpi_page_for_good(client, marketer):
     client.force_login(marketer)
-    body = client.get(reverse("leads:feedback")).content.decode()
-    assert "Google" in body
-    assert "67%" in body
-    assert "Bad fit (2)" in body
-    assert client.get(reverse("leads:feedback"), {"days": "0"}).status_code == 400
+    response = client.get(reverse("leads:feedback"), {"days": "30"})
+    assert response.status_code == 301
+    assert response["Location"] == reverse("kpis:page") + "#feedback"
 
 
 def test_wins_page_lists_announcements(client, rep, marketer, django_capture_on_commit_callbacks):
@@ -139,4 +128,6 @@ def test_wins_page_lists_announcements(client, rep, marketer, django_capture_on_
     with django_capture_on_commit_callbacks(execute=True):
         services.lead_move(lead=lead, to=Stage.WON, by=rep, deal_value=1000)
     client.force_login(marketer)
-    assert "New customer: Hooli" in client.get(reverse("leads:announcements")).content.decode()
+    body = client.get(reverse("leads:announcements")).content.decode()
+    assert "New customer: Hooli" in body
+    assert "€1,000" in body
