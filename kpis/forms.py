@@ -7,6 +7,8 @@ from alignment.lib.errors import DomainError
 from alignment.models import SALES_ROLES, User
 from kpis import selectors
 from kpis.api import FIRST_YEAR, LAST_YEAR, MONTH, WEEK
+from kpis.models import Metric, PeriodKind
+from kpis.selectors.goals import METRICS
 from leads.models import Campaign, Source
 
 RECENT = 12  # months and weeks the picker offers
@@ -53,3 +55,31 @@ class KpiFilterForm(forms.Form):
         except DomainError as error:
             raise forms.ValidationError(error.message) from None
         return value
+
+
+class GoalForm(forms.Form):
+    """A shared goal as kpis.services.goal_create and goal_update take it; the rules (the
+    period's first day, the target's range, who may own what) are the service's."""
+
+    metric = forms.ChoiceField(label="Figure")
+    period_kind = forms.ChoiceField(label="Period", choices=PeriodKind.choices)
+    period_start = forms.DateField(
+        label="Starts on",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="A Monday for a week, the 1st for a month, 1 January, April, July or October "
+        "for a quarter.",
+    )
+    target = forms.DecimalField(
+        max_digits=14, decimal_places=2, help_text="A count, an amount or a percentage."
+    )
+    marketing = forms.BooleanField(label="Marketing owns it", required=False)
+    sales = forms.BooleanField(label="Sales owns it", required=False)
+    note = forms.CharField(max_length=300, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # the figures a goal can be read from, in the order the page lists them
+        self.fields["metric"].choices = [(code, Metric(code).label) for code in METRICS]
+
+    def add_domain_error(self, error: DomainError) -> None:
+        self.add_error(error.field if error.field in self.fields else None, error.message)
