@@ -90,6 +90,7 @@ class RuleCheck:
     failure: str | None  # why the rule does not match; None: it matches
     members: list[MemberCheck] = field(default_factory=list)
     chosen: PoolMember | None = None
+    after_choice: bool = False  # an earlier rule already took the lead
 
     @property
     def matched(self) -> bool:
@@ -122,7 +123,11 @@ def routing_choose(
         by_rule.setdefault(member.rule_id, []).append(member)
     choice = RoutingChoice(rules=[])
     for rule in rules:
-        check = RuleCheck(rule=rule, failure=rule_failure(rule=rule, lead=lead))
+        check = RuleCheck(
+            rule=rule,
+            failure=rule_failure(rule=rule, lead=lead),
+            after_choice=choice.member is not None,
+        )
         choice.rules.append(check)
         if not check.matched:
             continue
