@@ -18,6 +18,7 @@ run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py sla_verify --fix --limit 0
+	$(BIN)/python manage.py kpis_rebuild
 	@echo ""
 	@echo "  Lead pipeline: http://127.0.0.1:8000"
 	@echo "  Demo logins (password: demo): admin, marketer, mmanager (marketing manager),"

@@ -210,6 +210,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=5),
         "options": {"expires": 50 * 60},
     },
+    # the KPI rollups rewritten from the event log: a safety net that also takes in history
+    # written without reactions (kpis.rollups)
+    "kpis-rebuild-rollups": {
+        "task": "kpis.rebuild_rollups",
+        "schedule": crontab(minute=40, hour=2),
+        "options": {"expires": 3 * 3600},
+    },
     # dispatched outbox entries older than a week are deleted (the events themselves stay)
     "outbox-prune": {
         "task": "leads.outbox_prune",
@@ -272,9 +279,22 @@ OUTBOX_REACTIONS: dict[str, list[str]] = {
     "scoring.activated": ["leads.scoring.tasks.activation_reaction"],
     # SLA clocks start when an MQL is assigned, end on the owner's first touch, a decision, a
     # recycle or a merge (only sales touches: marketing ones never end a clock)
-    "lead.assigned": ["sla.clocks.services.clock_reaction"],
-    "lead.stage_changed": ["sla.clocks.services.clock_reaction"],
-    "lead.merged": ["sla.clocks.services.clock_reaction"],
+    # the KPI rollup: the lead's stage stays, rewritten from its events (kpis.rollups); also
+    # when its source, campaign or owner (the rows' filters) may have changed
+    "lead.created": ["kpis.rollups.services.stays_reaction"],
+    "lead.updated[source_or_campaign]": ["kpis.rollups.services.stays_reaction"],
+    "lead.assigned": [
+        "sla.clocks.services.clock_reaction",
+        "kpis.rollups.services.stays_reaction",
+    ],
+    "lead.stage_changed": [
+        "sla.clocks.services.clock_reaction",
+        "kpis.rollups.services.stays_reaction",
+    ],
+    "lead.merged": [
+        "sla.clocks.services.clock_reaction",
+        "kpis.rollups.services.stays_reaction",
+    ],
     "touchpoint.recorded[sales]": ["sla.clocks.services.clock_reaction"],
     # every event type: one signed webhook delivery per subscribed endpoint (alignment.webhooks)
     "*": ["alignment.webhooks.services.webhooks_reaction"],

@@ -64,3 +64,85 @@ class Goal(models.Model):
         return tuple(
             t for t, owned in (("marketing", self.marketing), ("sales", self.sales)) if owned
         )
+
+
+# the columns every KPI filter reads (the lead's current source, campaign and owner)
+_FILTERS = ["source_id", "campaign_id", "owner_id"]
+
+
+class StageStay(models.Model):
+    """A rollup of the lead event log (kpis.rollups): one row per lead for its creation (stage
+    "lead") and one per entry into a lifecycle stage, with when and how the stay ended. Never
+    written by hand: the outbox reaction rewrites a lead's rows from its events after every
+    lifecycle event, and `manage.py kpis_rebuild` rewrites them all. The KPI selectors read it
+    instead of pairing events with correlated lookups across millions of them."""
+
+    # like the event log: no constraint, no cascade (a merged duplicate's history stays)
+    lead = models.ForeignKey(
+        "leads.Lead",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    # when the lead was created (its lead.created event): the funnel's cohort
+    lead_created_at = models.DateTimeField(null=True)
+    # the lead's current source, campaign and owner (the filters), rewritten when they change
+    source_id = models.BigIntegerField(null=True)
+    campaign_id = models.BigIntegerField(null=True)
+    owner_id = models.BigIntegerField(null=True)
+    # on the creation row: the furthest funnel stage the lead reached (1 MQL ... 5 won; 0 none)
+    furthest = models.PositiveSmallIntegerField(default=0)
+    stage = models.CharField(max_length=20)  # "lead" for the creation, else a Stage code
+    from_stage = models.CharField(max_length=20, blank=True)
+    entered_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True)
+    exit_to = models.CharField(max_length=20, blank=True)  # the stage it left for
+    exit_reason = models.CharField(max_length=64, blank=True)  # the reason code of that move
+    deal_value = models.DecimalField(max_digits=14, decimal_places=2, null=True)  # of the entry
+    # a win: the latest entry into MQL and into opportunity at or before it
+    mql_at = models.DateTimeField(null=True)
+    opened_at = models.DateTimeField(null=True)
+    # an opportunity or a win: the campaign of the first and the last campaign touchpoint at or
+    # before the move into opportunity (null: no such touchpoint)
+    first_campaign_id = models.BigIntegerField(null=True)
+    last_campaign_id = models.BigIntegerField(null=True)
+
+    class Meta:
+        # covering indexes (PostgreSQL INCLUDE; plain ones on SQLite): a month at a million
+        # leads is ~300,000 rows whose heap pages lie scattered (rows are written lead by
+        # lead), so each figure is answered from its index alone (index-only scans)
+        indexes = [
+            models.Index(fields=["lead", "entered_at"], name="stay_lead"),
+            # entries into a stage in a period: MQL decisions, pipeline, wins, losses
+            models.Index(
+                fields=["stage", "entered_at"],
+                name="stay_stage_entered",
+                include=[
+                    "id",
+                    *_FILTERS,
+                    "exit_to",
+                    "exit_reason",
+                    "from_stage",
+                    "deal_value",
+                    "mql_at",
+                    "first_campaign_id",
+                    "last_campaign_id",
+                ],
+            ),
+            # the funnel's cohort: how far each lead got, and the ended stays' times
+            models.Index(
+                fields=["lead_created_at", "stage"],
+                name="stay_cohort",
+                include=["id", *_FILTERS, "furthest", "lead_id", "entered_at", "left_at"],
+            ),
+            # opportunities that closed after a period's end
+            models.Index(
+                fields=["stage", "left_at"],
+                name="stay_stage_left",
+                include=["id", *_FILTERS, "entered_at", "exit_to", "lead_id"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"lead {self.lead_id} in {self.stage} from {self.entered_at:%Y-%m-%d %H:%M}"

@@ -30,6 +30,7 @@ class Table:
     chart_type: str = "bar"
     empty: str = ""  # what to do when there is nothing to show
     note: str = ""
+    labels: int | None = None  # the leading columns a chart label is made of (default: all text)
 
     @property
     def wide(self) -> bool:
@@ -56,7 +57,9 @@ class Table:
             # a row's label: its text cells (a reason and its source)
             "labels": [
                 " · ".join(
-                    str(v) for v, (_, kind) in zip(r, self.columns, strict=True) if kind == TEXT
+                    str(v)
+                    for v, (_, kind) in list(zip(r, self.columns, strict=True))[: self.labels]
+                    if kind == TEXT
                 )
                 for r in self.rows
             ],
@@ -128,6 +131,40 @@ def _reasons(reasons) -> Table:
         chart=2,
         empty="Sales rejected none of this period's MQLs: nothing to show.",
         note="Why sales rejected the period's MQLs, most frequent first. Not filtered by rep.",
+    )
+
+
+def _feedback(key: str, heading: str, rows) -> Table:
+    return Table(
+        key,
+        f"Sales feedback on MQLs by {heading.lower()}",
+        [
+            (heading, TEXT),
+            ("MQLs", COUNT),
+            ("Accepted", COUNT),
+            ("Rejected", COUNT),
+            ("Undecided", COUNT),
+            ("Acceptance rate", PERCENT),
+            ("Why rejected", TEXT),
+        ],
+        [
+            [
+                r.name,
+                r.mqls,
+                r.accepted,
+                r.rejected,
+                r.undecided,
+                r.acceptance_rate,
+                ", ".join(f"{label} ({n})" for label, n in r.reasons[:3]),
+            ]
+            for r in rows
+        ],
+        chart=1,
+        labels=1,
+        empty="No MQL entered the stage in this period: pick another period or clear a filter.",
+        note="How sales decided the period's MQLs (whenever they decided) and the three most "
+        "frequent reasons they gave for rejecting them; lowest acceptance first. Rejected "
+        "includes MQLs recycled straight back to marketing. Not filtered by rep.",
     )
 
 
@@ -226,6 +263,16 @@ def kpi_tables(*, period, source_id, campaign_id, rep_id) -> list[Table]:
         _funnel(selectors.lead_funnel(period=period, **lead_filters)),
         _acceptance(selectors.mql_acceptance(period=period, **marketing)),
         _reasons(selectors.rejection_reasons_by_source(period=period, **marketing)),
+        _feedback(
+            "feedback",
+            "Source",
+            selectors.mql_feedback(period=period, group_by="source", **marketing),
+        ),
+        _feedback(
+            "feedback_campaign",
+            "Campaign",
+            selectors.mql_feedback(period=period, group_by="campaign", **marketing),
+        ),
         _velocity(selectors.sales_velocity(period=period, **lead_filters)),
         *_attribution(
             "pipeline",

@@ -20,7 +20,8 @@ Decisions worth knowing:
 
 The payload of each type (ids are primary keys; stages, kinds and reasons are their codes):
 - lead.created        {"email", "external_id"}
-- lead.updated        {"changes": {field: [old, new]}} (only the fields that changed)
+- lead.updated        {"changes": {field: [old, new]}} (only the fields that changed), and
+                      "source_or_campaign": true when one of them is the source or campaign
 - lead.stage_changed  {"from", "to", "stage_change_id", "reason", "note", "deal_value"}, and the
   same payload again under the specific type of the move: lead.mql, lead.accepted (to SAL),
   lead.rejected, lead.recycled, lead.won, lead.lost

@@ -154,14 +154,22 @@ def changed_attnames(changes: dict[str, list[Any]]) -> list[str]:
     return [fields[name] for name in changes] + ["updated_at"]
 
 
+# the fields whose change regroups a lead in the KPIs (kpis.rollups keeps them on its rows)
+REGROUPING_FIELDS = frozenset({"source", "campaign"})
+
+
 def lead_updated_event(
     *, lead_id: int, changes: dict[str, list[Any]], by: User | None, system: str, at: datetime
 ) -> NewEvent:
+    payload: dict[str, Any] = {"changes": json_value(changes)}
+    if REGROUPING_FIELDS & set(changes):
+        # a flag the outbox keys on: only these changes regroup the lead in the KPIs
+        payload["source_or_campaign"] = True
     return NewEvent(
         type=EventType.LEAD_UPDATED,
         lead_id=lead_id,
         occurred_at=at,
-        payload={"changes": json_value(changes)},
+        payload=payload,
         actor_id=by.pk if by else None,
         system=system,
     )

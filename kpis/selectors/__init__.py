@@ -20,15 +20,22 @@ email or meeting) on the lead in the D days from that instant; it is due once th
 
 Filters `source_id` and `campaign_id` are the lead's current source and campaign; events of a
 merged duplicate (whose row is gone) have neither and drop out when a filter is given.
+
+Rollup: the figures that pair one event with another (an MQL and its decision, a lead and the
+furthest stage it reached, a stay and its end, a win and the opportunity before it) read the
+stage-stay rollup (kpis.models.StageStay, kept from the event log by the outbox: kpis.rollups),
+which holds those pairs ready; the counts of one kind of event read the log itself.
 """
 
 from kpis.selectors.marketing import (
     Acceptance,
+    Feedback,
     Pipeline,
     RejectionReasons,
     WonCustomer,
     mql_acceptance,
     mql_entries,
+    mql_feedback,
     mqls_delivered,
     pipeline_created,
     rejection_reasons_by_source,
@@ -59,6 +66,7 @@ from kpis.selectors.sales import (
 
 __all__ = [
     "Acceptance",
+    "Feedback",
     "Followup",
     "Period",
     "Pipeline",
@@ -77,6 +85,7 @@ __all__ = [
     "months_back",
     "mql_acceptance",
     "mql_entries",
+    "mql_feedback",
     "mqls_delivered",
     "pipeline_created",
     "rejection_reasons_by_source",

@@ -11,6 +11,8 @@
   imported history) counts the touchpoints up to the win. A lead with no campaign touchpoint by
   then is credited to its own campaign (set at intake from its UTM values), and otherwise to
   "No campaign". Every deal is credited whole to one campaign per model (no splitting).
+Read from the stage-stay rollup, which holds each opportunity's and win's first and last
+campaign touch (kpis.rollups).
 """
 
 from dataclasses import dataclass
@@ -21,19 +23,16 @@ from django.db.models import (
 )
 from django.db.models import (
     Count,
-    DateTimeField,
     F,
-    OuterRef,
     QuerySet,
-    Subquery,
     Sum,
 )
 from django.db.models.functions import Coalesce
 
-from kpis.selectors.funnel import lead_filters
 from kpis.selectors.periods import Period
-from kpis.selectors.velocity import DEAL_VALUE, UNKNOWN_SOURCE, money
-from leads.models import Campaign, EventType, LeadEvent, Stage, Touchpoint
+from kpis.selectors.stays import entered, names
+from kpis.selectors.velocity import UNKNOWN_SOURCE, money
+from leads.models import Campaign, Source, Stage
 
 NO_CAMPAIGN = "No campaign"
 
@@ -58,53 +57,16 @@ class Attribution:
 
 
 def _credited(qs: QuerySet) -> QuerySet:
-    """Events annotated with the campaign of the first and the last campaign touchpoint at or
-    before their `cutoff` annotation (falling back to the lead's campaign)."""
-    touches = Touchpoint.objects.filter(
-        lead_id=OuterRef("lead_id"),
-        campaign_id__isnull=False,
-        occurred_at__lte=OuterRef("cutoff"),
-    )
-    first = touches.order_by("occurred_at", "id").values("campaign_id")[:1]
-    last = touches.order_by("-occurred_at", "-id").values("campaign_id")[:1]
+    """Stays annotated with the campaign of their first and last campaign touch before the
+    cut-off (held by the rollup), falling back to the lead's campaign."""
     return qs.annotate(
-        first_campaign=Coalesce(Subquery(first), F("lead__campaign_id"), output_field=BigInt()),
-        last_campaign=Coalesce(Subquery(last), F("lead__campaign_id"), output_field=BigInt()),
-    )
-
-
-def _pipeline_events(period: Period) -> QuerySet:
-    return LeadEvent.objects.filter(
-        type=EventType.LEAD_STAGE_CHANGED,
-        payload__to=Stage.OPPORTUNITY,
-        occurred_at__gte=period.start,
-        occurred_at__lt=period.end,
-        lead_id__isnull=False,
-    ).annotate(cutoff=F("occurred_at"))
-
-
-def _revenue_events(period: Period) -> QuerySet:
-    opened = LeadEvent.objects.filter(
-        type=EventType.LEAD_STAGE_CHANGED,
-        lead_id=OuterRef("lead_id"),
-        payload__to=Stage.OPPORTUNITY,
-        occurred_at__lte=OuterRef("occurred_at"),
-    ).order_by("-occurred_at", "-id")
-    return LeadEvent.objects.filter(
-        type=EventType.LEAD_WON,
-        occurred_at__gte=period.start,
-        occurred_at__lt=period.end,
-        lead_id__isnull=False,
-    ).annotate(
-        cutoff=Coalesce(
-            Subquery(opened.values("occurred_at")[:1], output_field=DateTimeField()),
-            F("occurred_at"),
-        )
+        first_campaign=Coalesce(F("first_campaign_id"), F("campaign_id"), output_field=BigInt()),
+        last_campaign=Coalesce(F("last_campaign_id"), F("campaign_id"), output_field=BigInt()),
     )
 
 
 def _credits(qs: QuerySet, key: str) -> list[dict]:
-    return list(qs.values(key).annotate(n=Count("id"), value=Sum(DEAL_VALUE)).order_by())
+    return list(qs.values(key).annotate(n=Count("id"), value=Sum("deal_value")).order_by())
 
 
 def _ordered(credits: list[Credit]) -> tuple[Credit, ...]:
@@ -112,24 +74,28 @@ def _ordered(credits: list[Credit]) -> tuple[Credit, ...]:
 
 
 def _attribution(
-    qs: QuerySet, *, source_id: int | None, campaign_id: int | None, rep_id: int | None
+    stage: str,
+    *,
+    period: Period,
+    source_id: int | None,
+    campaign_id: int | None,
+    rep_id: int | None,
 ) -> Attribution:
-    qs = lead_filters(qs, source_id=source_id, campaign_id=campaign_id, rep_id=rep_id)
+    qs = entered(stage, period, source_id=source_id, campaign_id=campaign_id, rep_id=rep_id)
     sources = list(
-        qs.values("lead__source_id", "lead__source__name")
-        .annotate(n=Count("id"), value=Sum(DEAL_VALUE))
-        .order_by()
+        qs.values("source_id").annotate(n=Count("id"), value=Sum("deal_value")).order_by()
     )
     credited = _credited(qs)
     first = _credits(credited, "first_campaign")
     last = _credits(credited, "last_campaign")
     ids = {r["first_campaign"] for r in first} | {r["last_campaign"] for r in last}
-    names = dict(Campaign.objects.filter(pk__in=ids - {None}).values_list("pk", "name"))
+    campaign_names = names(Campaign, ids)
+    source_names = names(Source, {r["source_id"] for r in sources})
 
     def campaigns(rows, key):
         return _ordered(
             [
-                Credit(r[key], names.get(r[key], NO_CAMPAIGN), r["n"], money(r["value"]))
+                Credit(r[key], campaign_names.get(r[key], NO_CAMPAIGN), r["n"], money(r["value"]))
                 for r in rows
             ]
         )
@@ -140,8 +106,8 @@ def _attribution(
         by_source=_ordered(
             [
                 Credit(
-                    r["lead__source_id"],
-                    r["lead__source__name"] or UNKNOWN_SOURCE,
+                    r["source_id"],
+                    source_names.get(r["source_id"]) or UNKNOWN_SOURCE,
                     r["n"],
                     money(r["value"]),
                 )
@@ -160,9 +126,13 @@ def pipeline_attribution(
     campaign_id: int | None = None,
     rep_id: int | None = None,
 ) -> Attribution:
-    """Pipeline created in the period by source and first/last-touch campaign. 4 queries."""
+    """Pipeline created in the period by source and first/last-touch campaign. 5 queries."""
     return _attribution(
-        _pipeline_events(period), source_id=source_id, campaign_id=campaign_id, rep_id=rep_id
+        Stage.OPPORTUNITY,
+        period=period,
+        source_id=source_id,
+        campaign_id=campaign_id,
+        rep_id=rep_id,
     )
 
 
@@ -173,7 +143,7 @@ def revenue_attribution(
     campaign_id: int | None = None,
     rep_id: int | None = None,
 ) -> Attribution:
-    """Revenue won in the period by source and first/last-touch campaign. 4 queries."""
+    """Revenue won in the period by source and first/last-touch campaign. 5 queries."""
     return _attribution(
-        _revenue_events(period), source_id=source_id, campaign_id=campaign_id, rep_id=rep_id
+        Stage.WON, period=period, source_id=source_id, campaign_id=campaign_id, rep_id=rep_id
     )

@@ -6,19 +6,17 @@ from decimal import Decimal
 
 from django.db.models import (
     Count,
-    DateTimeField,
     DecimalField,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
 )
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
 from kpis.selectors.periods import Period
-from leads.models import EventType, LeadEvent, Reason, ReasonKind, Stage
+from kpis.selectors.stays import entered, names
+from leads.models import Campaign, EventType, LeadEvent, Reason, ReasonKind, Source, Stage
 
 
 def _lead_filters(qs: QuerySet, source_id: int | None, campaign_id: int | None) -> QuerySet:
@@ -49,30 +47,16 @@ def mqls_delivered(
     return mql_entries(period=period, source_id=source_id, campaign_id=campaign_id).count()
 
 
-# a decision on an MQL: accepted, rejected, or recycled straight from MQL (a recycling reject)
-_DECISION = (
-    Q(type=EventType.LEAD_ACCEPTED)
-    | Q(type=EventType.LEAD_REJECTED)
-    | Q(type=EventType.LEAD_RECYCLED, payload__from=Stage.MQL)
-)
+# how an MQL stay ends when sales decides it: accepted (to SAL), rejected, or recycled straight
+# from MQL (a rejection whose reason recycles)
+ACCEPTED_TO = Stage.SAL
+REJECTED_TO = (Stage.REJECTED, Stage.RECYCLED)
+DECIDED_TO = (ACCEPTED_TO, *REJECTED_TO)
 
 
-def _decisions_of_cohort(
-    *, period: Period, source_id: int | None, campaign_id: int | None
-) -> QuerySet[LeadEvent]:
-    """Decision events whose MQL entry (the lead's latest `lead.mql` at or before the decision)
-    falls in the period. A decision is only possible from MQL, so each decides one entry."""
-    entry = LeadEvent.objects.filter(
-        type=EventType.LEAD_MQL,
-        lead_id=OuterRef("lead_id"),
-        occurred_at__lte=OuterRef("occurred_at"),
-    ).order_by("-occurred_at", "-id")
-    qs = (
-        LeadEvent.objects.filter(_DECISION, occurred_at__gte=period.start, lead_id__isnull=False)
-        .annotate(mql_at=Subquery(entry.values("occurred_at")[:1], output_field=DateTimeField()))
-        .filter(mql_at__gte=period.start, mql_at__lt=period.end)
-    )
-    return _lead_filters(qs, source_id, campaign_id)
+def _mql_stays(*, period: Period, source_id: int | None, campaign_id: int | None) -> QuerySet:
+    """The period's MQL entries (the rollup's MQL stays), each with how it ended."""
+    return entered(Stage.MQL, period, source_id=source_id, campaign_id=campaign_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,21 +72,29 @@ class Acceptance:
 def mql_acceptance(
     *, period: Period, source_id: int | None = None, campaign_id: int | None = None
 ) -> Acceptance:
-    """The period's MQL cohort and what sales decided on it, whenever (see the module doc)."""
-    mqls = mqls_delivered(period=period, source_id=source_id, campaign_id=campaign_id)
-    counts = _decisions_of_cohort(
-        period=period, source_id=source_id, campaign_id=campaign_id
-    ).aggregate(
-        accepted=Count("id", filter=Q(type=EventType.LEAD_ACCEPTED)),
-        decided=Count("id"),
+    """The period's MQL cohort and what sales decided on it, whenever (see the module doc).
+    One query, on the stage-stay rollup."""
+    counts = _mql_stays(period=period, source_id=source_id, campaign_id=campaign_id).aggregate(
+        mqls=Count("id"),
+        accepted=Count("id", filter=Q(exit_to=ACCEPTED_TO)),
+        decided=Count("id", filter=Q(exit_to__in=DECIDED_TO)),
     )
-    accepted, decided = counts["accepted"], counts["decided"]
+    mqls, accepted, decided = counts["mqls"], counts["accepted"], counts["decided"]
     return Acceptance(
         mqls=mqls,
         accepted=accepted,
         rejected=decided - accepted,
         undecided=max(mqls - decided, 0),
         rate=round(100 * accepted / decided, 1) if decided else None,
+    )
+
+
+def _reason_labels(codes: set[str]) -> dict[str, str]:
+    return dict(
+        Reason.objects.filter(kind__in=(ReasonKind.REJECT, ReasonKind.RECYCLE), code__in=codes)
+        # a code of both kinds (not_ready) reads as the rejection's label: later rows win
+        .order_by("kind")
+        .values_list("code", "label")
     )
 
 
@@ -123,33 +115,97 @@ def rejection_reasons_by_source(
 ) -> list[RejectionReasons]:
     """Why sales rejected the period's MQL cohort, by the lead's source, most frequent first."""
     rows = (
-        _decisions_of_cohort(period=period, source_id=source_id, campaign_id=campaign_id)
-        .exclude(type=EventType.LEAD_ACCEPTED)
-        .values("lead__source__name", reason_code=KT("payload__reason"))
+        _mql_stays(period=period, source_id=source_id, campaign_id=campaign_id)
+        .filter(exit_to__in=REJECTED_TO)
+        .values("source_id", "exit_reason")
         .annotate(n=Count("id"))
-        .order_by("-n", "lead__source__name", "reason_code")
+    )
+    sources = names(Source, {r["source_id"] for r in rows})
+    rows = sorted(
+        rows,
+        key=lambda r: (-r["n"], sources.get(r["source_id"], "Unknown source"), r["exit_reason"]),
     )
     if limit is not None:
         rows = rows[:limit]
-    rows = list(rows)
-    labels = dict(
-        Reason.objects.filter(
-            kind__in=(ReasonKind.REJECT, ReasonKind.RECYCLE),
-            code__in={r["reason_code"] for r in rows if r["reason_code"]},
-        )
-        # a code of both kinds (not_ready) reads as the rejection's label: later rows win
-        .order_by("kind")
-        .values_list("code", "label")
-    )
+    labels = _reason_labels({r["exit_reason"] for r in rows if r["exit_reason"]})
     return [
         RejectionReasons(
-            source=r["lead__source__name"] or "Unknown source",
-            reason_code=r["reason_code"] or "",
-            reason=labels.get(r["reason_code"], r["reason_code"] or "No reason given"),
+            source=sources.get(r["source_id"]) or "Unknown source",
+            reason_code=r["exit_reason"],
+            reason=labels.get(r["exit_reason"], r["exit_reason"] or "No reason given"),
             count=r["n"],
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """Sales' decisions on one source's or campaign's MQLs of the period."""
+
+    name: str
+    mqls: int
+    accepted: int
+    rejected: int  # rejected, plus recycled straight from MQL
+    undecided: int
+    # accepted / decided, percent; None while nothing is decided
+    acceptance_rate: float | None
+    # (reason label, count), most frequent first
+    reasons: tuple[tuple[str, int], ...]
+
+
+FEEDBACK_GROUPS = {"source": ("source_id", Source), "campaign": ("campaign_id", Campaign)}
+
+
+def mql_feedback(
+    *,
+    period: Period,
+    group_by: str = "source",
+    source_id: int | None = None,
+    campaign_id: int | None = None,
+) -> list[Feedback]:
+    """The period's MQL cohort by source or campaign: how many sales accepted and rejected (by
+    now) and why they rejected them; lowest acceptance first. Two queries."""
+    if group_by not in FEEDBACK_GROUPS:
+        raise ValueError("group_by must be 'source' or 'campaign'")
+    key, model = FEEDBACK_GROUPS[group_by]
+    stays = _mql_stays(period=period, source_id=source_id, campaign_id=campaign_id)
+    groups = stays.values(key).annotate(
+        mqls=Count("id"),
+        accepted=Count("id", filter=Q(exit_to=ACCEPTED_TO)),
+        rejected=Count("id", filter=Q(exit_to__in=REJECTED_TO)),
+    )
+    reasons = (
+        stays.filter(exit_to__in=REJECTED_TO)
+        .values(key, "exit_reason")
+        .annotate(n=Count("id"))
+        .order_by("-n", "exit_reason")
+    )
+    reasons = list(reasons)
+    labels = _reason_labels({r["exit_reason"] for r in reasons if r["exit_reason"]})
+    groups = list(groups.order_by())
+    titles = names(model, {g[key] for g in groups})
+    by_group: dict[int | None, list[tuple[str, int]]] = {}
+    for r in reasons:
+        label = labels.get(r["exit_reason"], r["exit_reason"] or "No reason given")
+        by_group.setdefault(r[key], []).append((label, r["n"]))
+    none = "Unknown source" if group_by == "source" else "No campaign"
+    rows = []
+    for g in groups:
+        decided = g["accepted"] + g["rejected"]
+        rows.append(
+            Feedback(
+                name=titles.get(g[key]) or none,
+                mqls=g["mqls"],
+                accepted=g["accepted"],
+                rejected=g["rejected"],
+                undecided=g["mqls"] - decided,
+                acceptance_rate=round(100 * g["accepted"] / decided, 1) if decided else None,
+                reasons=tuple(by_group.get(g[key], ())),
+            )
+        )
+    rows.sort(key=lambda r: (r.acceptance_rate is None, r.acceptance_rate or 0, r.name))
+    return rows
 
 
 @dataclass(frozen=True, slots=True)

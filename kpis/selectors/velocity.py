@@ -1,4 +1,4 @@
-"""Sales velocity and cycle length by source, from the lead event log.
+"""Sales velocity and cycle length by source, from the lead event log (its stage-stay rollup).
 
     velocity = open opportunities x win rate x average deal / average cycle days
 
@@ -6,7 +6,7 @@ the deal value the open pipeline turns into per day at the period's pace.
 - open opportunities: leads standing in "opportunity" at the period's end: those in it now that
   entered it before the end (the lead row's stage, which only lead_move writes, read by its
   stage index), and those that moved out of it after the end having entered it before (the
-  event log from the end on: nothing for the current period). Never a scan of all history;
+  rollup's opportunity stays that ended after the end: none for the current period);
 - win rate: won / (won + lost from opportunity), over the deals closed in the period (by the
   time of their `lead.won` / `lead.lost` event); a lead lost before it became an opportunity
   (from SAL or SQL) is not a lost deal;
@@ -24,23 +24,21 @@ from decimal import Decimal
 
 from django.db.models import (
     Count,
-    DateTimeField,
     DecimalField,
     DurationField,
     ExpressionWrapper,
     F,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
 )
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
-from kpis.selectors.funnel import lead_filters, without_jit
+from kpis.models import StageStay
 from kpis.selectors.periods import Period
-from leads.models import EventType, Lead, LeadEvent, Stage
+from kpis.selectors.stays import entered, names, stay_filters
+from leads.models import Lead, Source, Stage
 
 # a move's deal value, from its payload
 DEAL_VALUE = Cast(KT("payload__deal_value"), DecimalField(max_digits=14, decimal_places=2))
@@ -106,46 +104,27 @@ def _still_open(period: Period, *, source_id, campaign_id, rep_id) -> QuerySet:
     return qs
 
 
-def _left_after_end(period: Period) -> QuerySet:
-    """Moves out of opportunity at or after the period's end whose entry into it came before:
-    one per lead, the first exit after the end (a later exit's entry is after the end)."""
-    entered = LeadEvent.objects.filter(
-        type=EventType.LEAD_STAGE_CHANGED,
-        lead_id=OuterRef("lead_id"),
-        payload__to=Stage.OPPORTUNITY,
-        occurred_at__lte=OuterRef("occurred_at"),
-    ).order_by("-occurred_at", "-id")
-    return (
-        # out of opportunity is to won or lost: their own event types, a short range each
-        LeadEvent.objects.filter(
-            type__in=(EventType.LEAD_WON, EventType.LEAD_LOST),
-            payload__from=Stage.OPPORTUNITY,
-            occurred_at__gte=period.end,
-            lead_id__isnull=False,
-        )
-        .annotate(
-            entered_at=Subquery(entered.values("occurred_at")[:1], output_field=DateTimeField())
-        )
-        .filter(entered_at__lt=period.end)
+def _left_after_end(period: Period, **filters) -> QuerySet:
+    """Opportunity stays entered before the period's end that ended in a win or a loss at or
+    after it (the rollup: one stay per entry, so one per lead and entry)."""
+    return stay_filters(
+        StageStay.objects.filter(
+            stage=Stage.OPPORTUNITY,
+            entered_at__lt=period.end,
+            left_at__gte=period.end,
+            exit_to__in=(Stage.WON, Stage.LOST),
+        ),
+        **filters,
     )
 
 
-def _closed_in(period: Period):
-    handover = LeadEvent.objects.filter(
-        type=EventType.LEAD_MQL,
-        lead_id=OuterRef("lead_id"),
-        occurred_at__lte=OuterRef("occurred_at"),
-    ).order_by("-occurred_at", "-id")
+def _closed_in(period: Period, **filters) -> QuerySet:
+    """The period's wins (from any stage) and losses from opportunity, each with its `cycle`
+    from the latest MQL entry before the win."""
     return (
-        LeadEvent.objects.filter(
-            Q(type=EventType.LEAD_WON)
-            | Q(type=EventType.LEAD_LOST, payload__from=Stage.OPPORTUNITY),
-            occurred_at__gte=period.start,
-            occurred_at__lt=period.end,
-            lead_id__isnull=False,
-        )
-        .annotate(mql_at=Subquery(handover.values("occurred_at")[:1], output_field=DateTimeField()))
-        .annotate(cycle=ExpressionWrapper(F("occurred_at") - F("mql_at"), DurationField()))
+        entered([Stage.WON, Stage.LOST], period, **filters)
+        .filter(Q(stage=Stage.WON) | Q(from_stage=Stage.OPPORTUNITY))
+        .annotate(cycle=ExpressionWrapper(F("entered_at") - F("mql_at"), DurationField()))
     )
 
 
@@ -156,47 +135,41 @@ def sales_velocity(
     campaign_id: int | None = None,
     rep_id: int | None = None,
 ) -> Velocity:
-    """Velocity and its factors by source for the period (see the module doc). 3 queries."""
+    """Velocity and its factors by source for the period (see the module doc). 4 queries."""
     filters = {"source_id": source_id, "campaign_id": campaign_id, "rep_id": rep_id}
-    group = ("lead__source_id", "lead__source__name")
     still_open = (
-        _still_open(period, **filters)
-        .values(lead__source_id=F("source_id"), lead__source__name=F("source__name"))
-        .annotate(n=Count("id"))
-        .order_by()
+        _still_open(period, **filters).values("source_id").annotate(n=Count("id")).order_by()
     )
     left_later = (
-        lead_filters(_left_after_end(period), **filters)
-        .values(*group)
+        _left_after_end(period, **filters)
+        .values("source_id")
         .annotate(n=Count("lead_id", distinct=True))
         .order_by()
     )
-    is_won = Q(type=EventType.LEAD_WON)
+    is_won = Q(stage=Stage.WON)
     closed_rows = (
-        lead_filters(_closed_in(period), **filters)
-        .values(*group)
+        _closed_in(period, **filters)
+        .values("source_id")
         .annotate(
             won=Count("id", filter=is_won),
             lost=Count("id", filter=~is_won),
-            value=Sum(DEAL_VALUE, filter=is_won),
+            value=Sum("deal_value", filter=is_won),
             cycles=Count("id", filter=is_won & Q(mql_at__isnull=False)),
             cycle=Sum("cycle", filter=is_won),
         )
         .order_by()
     )
     merged: dict[int | None, dict] = {}
-    with without_jit():
-        for r in [*still_open, *left_later]:
-            row = merged.setdefault(r["lead__source_id"], {"name": r["lead__source__name"]})
-            row["open"] = row.get("open", 0) + r["n"]
-        closed_rows = list(closed_rows)
+    for r in [*still_open, *left_later]:
+        row = merged.setdefault(r["source_id"], {})
+        row["open"] = row.get("open", 0) + r["n"]
     for r in closed_rows:
-        key = r["lead__source_id"]
-        merged.setdefault(key, {"name": r["lead__source__name"]}).update(r)
+        merged.setdefault(r["source_id"], {}).update(r)
+    sources = names(Source, merged)
     rows = [
         VelocityRow(
             source_id=key,
-            source=m["name"] or UNKNOWN_SOURCE,
+            source=sources.get(key) or UNKNOWN_SOURCE,
             open_opportunities=m.get("open", 0),
             won=m.get("won", 0),
             lost=m.get("lost", 0),

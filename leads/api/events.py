@@ -53,7 +53,8 @@ _BIGINT = 2**63 - 1
 # the payload of each type, as leads/events.py writes it
 EVENT_PAYLOADS = {
     EventType.LEAD_CREATED: '{"email", "external_id"}',
-    EventType.LEAD_UPDATED: '{"changes": {field: [old, new]}} (only the fields that changed)',
+    EventType.LEAD_UPDATED: '{"changes": {field: [old, new]}} (only the fields that changed; '
+    '"source_or_campaign": true when the source or campaign is one of them)',
     EventType.LEAD_STAGE_CHANGED: '{"from", "to", "stage_change_id", "reason", "note", '
     '"deal_value"}',
     EventType.LEAD_MQL: "as lead.stage_changed",

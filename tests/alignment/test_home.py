@@ -34,7 +34,8 @@ ADMIN_QUERIES = 9  # with one goal
 REP_QUERIES = 9
 # + reps, their open load, unassigned MQLs, breaches, open clocks, attainment (2), speed (2)
 MANAGER_QUERIES = 17
-# + marketing_figures (MQLs, decisions, pipeline), rejection reasons and their labels
+# + marketing_figures (MQLs, the MQLs with their decisions, pipeline), rejection reasons, their
+# sources' names and the reasons' labels
 MARKETING_QUERIES = 13
 
 

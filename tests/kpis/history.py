@@ -5,9 +5,10 @@ explicit times."""
 from datetime import UTC, datetime, timedelta
 
 from kpis import selectors
-from leads.events import event_record
+from kpis.rollups.services import stays_rebuild, stays_sync
+from leads.events import event_record, outbox_dispatch
 from leads.lifecycle import lead_move
-from leads.models import EventType, Stage
+from leads.models import EventType, LeadEvent, Stage
 from tests.factories import LeadFactory
 
 TZ = "Europe/Berlin"
@@ -91,3 +92,49 @@ def reads(queries) -> list[str]:
         for q in queries.captured_queries
         if q["sql"].lstrip().upper().startswith(("SELECT", "WITH"))
     ]
+
+
+def settle():
+    """Run the outbox reactions of what was written, as the worker does after commit (the
+    KPI rollup among them)."""
+    while outbox_dispatch().done:
+        pass
+
+
+def rebuild():
+    """The KPI rollup rewritten from the event log (events written straight into the log, as
+    a hand-built history is, queue no reactions)."""
+    stays_rebuild()
+
+
+# --- histories written straight into the log (what the lifecycle would refuse, or faster) ---
+
+
+def logged_event(lead, type, at, **payload):
+    """An event written straight into the log, and the lead's KPI rollup rewritten from it (what
+    the outbox reaction does after commit)."""
+    written = LeadEvent.objects.create(
+        lead=lead, type=type, occurred_at=at, payload=payload, system="test"
+    )
+    stays_sync([lead.pk])
+    return written
+
+
+def logged_move(lead, to, at, *, frm=None, reason=None, deal_value=None):
+    """The events of one stage move: lead.stage_changed and the move's own type."""
+    specific = {
+        Stage.MQL: EventType.LEAD_MQL,
+        Stage.SAL: EventType.LEAD_ACCEPTED,
+        Stage.REJECTED: EventType.LEAD_REJECTED,
+        Stage.RECYCLED: EventType.LEAD_RECYCLED,
+        Stage.WON: EventType.LEAD_WON,
+    }
+    payload = {
+        "from": frm,
+        "to": to,
+        "reason": reason,
+        "deal_value": str(deal_value) if deal_value is not None else None,
+    }
+    logged_event(lead, EventType.LEAD_STAGE_CHANGED, at, **payload)
+    if to in specific:
+        logged_event(lead, specific[to], at, **payload)

@@ -131,10 +131,10 @@ def test_the_summary_costs_a_fixed_number_of_queries(django_assert_num_queries):
     api = client("kpis:read")
     summary(api)
     # the report's selectors: a fixed number each (key lookup included)
-    with django_assert_num_queries(36):
+    with django_assert_num_queries(32):
         summary(api)
     history(copies=3)
-    with django_assert_num_queries(36):
+    with django_assert_num_queries(32):
         assert summary(api).json()["marketing"]["acceptance"]["mqls"] == 12
 
 

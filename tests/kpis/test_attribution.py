@@ -9,7 +9,16 @@ from django.test.utils import CaptureQueriesContext
 from kpis import selectors
 from leads.models import Stage, TouchpointKind
 from tests.factories import CampaignFactory, SourceFactory, TouchpointFactory
-from tests.kpis.history import W47, imported_move, new_lead, reads, to_opportunity, utc, walk
+from tests.kpis.history import (
+    W47,
+    imported_move,
+    new_lead,
+    reads,
+    settle,
+    to_opportunity,
+    utc,
+    walk,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +57,7 @@ def history():
     p5 = new_lead(created)
     _touch(p5, newsletter, 19)
     imported_move(p5, Stage.NEW, Stage.WON, utc(11, 20, 9), deal_value=300)
+    settle()
 
 
 def _credits(credits):
@@ -101,9 +111,9 @@ def test_filters_and_an_empty_week(history):
     assert (empty.deals, empty.value, empty.by_first_touch) == (0, Decimal("0.00"), ())
 
 
-def test_attribution_costs_four_queries(history):
+def test_attribution_costs_five_queries(history):
     with CaptureQueriesContext(connection) as queries:
         selectors.pipeline_attribution(period=W47)
         selectors.revenue_attribution(period=W47)
-    # by source, first touch, last touch, campaign names: for each measure
-    assert len(reads(queries)) == 8
+    # by source, first touch, last touch, campaign names, source names: for each measure
+    assert len(reads(queries)) == 10

@@ -7,7 +7,17 @@ from django.test.utils import CaptureQueriesContext
 from kpis import selectors
 from leads.models import Stage
 from tests.factories import SourceFactory
-from tests.kpis.history import W47, imported_move, move, new_lead, reads, utc, walk, won_path
+from tests.kpis.history import (
+    W47,
+    imported_move,
+    move,
+    new_lead,
+    reads,
+    settle,
+    utc,
+    walk,
+    won_path,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +50,7 @@ def history(rep):
     f = new_lead(utc(11, 16, 10))
     move(f, Stage.MQL, utc(11, 17, 11))
     imported_move(f, Stage.MQL, Stage.WON, utc(11, 19, 11), deal_value=700)
+    settle()
     return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "google": google, "rep": rep}
 
 

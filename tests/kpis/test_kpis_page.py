@@ -17,14 +17,15 @@ from kpis.selectors.goals import goals_timezone
 from kpis.services import goal_create
 from leads.models import Stage
 from tests.factories import CampaignFactory, SourceFactory
-from tests.kpis.history import new_lead, reads, to_opportunity, utc, walk, won_path
+from tests.kpis.history import new_lead, reads, settle, to_opportunity, utc, walk, won_path
 
 pytestmark = pytest.mark.django_db
 URL = "/kpis/"
 WEEK = "2026-W47"  # 16 to 22 November 2026
-# reads: session, user, agreement (time zone), the filters' options, the selectors, the goals
+# reads: session, user, agreement (time zone), the filters' options, the selectors (and the names
+# of the sources and campaigns they group by), the goals
 # board without goals; SQLite reads a median per stage with ORDER BY ... OFFSET, PostgreSQL in one
-QUERIES = {"postgresql": 24, "sqlite": 31}
+QUERIES = {"postgresql": 35, "sqlite": 42}
 
 
 @pytest.fixture
@@ -46,6 +47,7 @@ def history(rep):
         (Stage.MQL, utc(11, 18, 8)),
         (Stage.REJECTED, utc(11, 18, 9), {"reason": "bad_fit"}),
     )
+    settle()
     return {"google": google, "linkedin": linkedin, "campaign": campaign}
 
 
@@ -149,6 +151,7 @@ def test_the_page_costs_a_fixed_number_of_queries(client, marketer, history):
         client.get(URL, {"period": WEEK})
     for day in (18, 19):
         won_path(new_lead(utc(11, day, 7), source=SourceFactory()), day, 300)
+    settle()
     with CaptureQueriesContext(connection) as more:
         client.get(URL, {"period": WEEK})
     assert len(reads(more)) == len(reads(few))
@@ -162,6 +165,8 @@ def test_tables_are_built_from_the_selectors_only(history):
         "funnel",
         "acceptance",
         "rejections",
+        "feedback",
+        "feedback_campaign",
         "velocity",
         "pipeline_source",
         "pipeline_first",
@@ -171,6 +176,26 @@ def test_tables_are_built_from_the_selectors_only(history):
         "revenue_last",
         "sla",
     ]
+
+
+def test_sales_feedback_by_source_and_by_campaign(client, marketer, history):
+    """The MQLs of W47: Google's two accepted; the formula-named source's one accepted, one
+    rejected as a bad fit; only the won lead is in the Black Friday campaign."""
+    response = _page(client, marketer, period=WEEK)
+    by_source = _table(response, "feedback").rows
+    assert by_source == [
+        ['=HYPERLINK("http://x")', 2, 1, 1, 0, 50.0, "Bad fit (1)"],
+        ["Google", 2, 2, 0, 0, 100.0, ""],
+    ]
+    by_campaign = _table(response, "feedback_campaign").rows
+    assert by_campaign == [
+        ["No campaign", 3, 2, 1, 0, 66.7, "Bad fit (1)"],
+        ["+Black Friday", 1, 1, 0, 0, 100.0, ""],
+    ]
+    # the old sales-feedback page sends its readers here
+    old = client.get("/leads/feedback/")
+    assert old.status_code == 301 and old["Location"].endswith("/kpis/#feedback")
+    assert 'id="feedback"' in response.content.decode()
 
 
 def test_default_period_is_this_month(client, marketer, history, frozen):

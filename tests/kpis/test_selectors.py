@@ -11,6 +11,8 @@ from leads.models import EventType, LeadEvent, Stage
 from sla.clocks.models import ClockKind, ClockStatus, SlaClock
 from sla.selectors import agreement_active
 from tests.factories import CampaignFactory, LeadFactory, RepFactory, SourceFactory
+from tests.kpis.history import logged_event as event
+from tests.kpis.history import logged_move as move
 
 pytestmark = pytest.mark.django_db
 
@@ -19,32 +21,6 @@ W47 = selectors.iso_week_period("2026-W47", tz=TZ)
 W48 = selectors.iso_week_period("2026-W48", tz=TZ)
 # Wednesday of W47, 10:00 UTC
 WED47 = datetime(2026, 11, 18, 10, tzinfo=UTC)
-
-
-def event(lead, type, at, **payload):
-    return LeadEvent.objects.create(
-        lead=lead, type=type, occurred_at=at, payload=payload, system="test"
-    )
-
-
-def move(lead, to, at, *, frm=None, reason=None, deal_value=None):
-    """The events of one stage move: lead.stage_changed and the move's own type."""
-    specific = {
-        Stage.MQL: EventType.LEAD_MQL,
-        Stage.SAL: EventType.LEAD_ACCEPTED,
-        Stage.REJECTED: EventType.LEAD_REJECTED,
-        Stage.RECYCLED: EventType.LEAD_RECYCLED,
-        Stage.WON: EventType.LEAD_WON,
-    }
-    payload = {
-        "from": frm,
-        "to": to,
-        "reason": reason,
-        "deal_value": str(deal_value) if deal_value is not None else None,
-    }
-    event(lead, EventType.LEAD_STAGE_CHANGED, at, **payload)
-    if to in specific:
-        event(lead, specific[to], at, **payload)
 
 
 def clock(lead, owner, kind, started, *, status, hours=None, due_hours=4, cancelled=False):

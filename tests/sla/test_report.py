@@ -22,6 +22,8 @@ from sla.report.figures import commitments_for, report_figures
 from sla.report.models import DeliveryStatus, SlaReport, SlaReportDelivery
 from sla.selectors import agreement_active
 from tests.factories import LeadFactory, RepFactory, SourceFactory, UserFactory
+from tests.kpis.history import logged_event as event
+from tests.kpis.history import logged_move as move
 
 pytestmark = pytest.mark.django_db
 
@@ -35,23 +37,6 @@ WED47 = datetime(2026, 11, 18, 10, tzinfo=UTC)
 # Monday of W48, 08:05 in Berlin (the agreement's zone): W47's report is due
 MONDAY_0805 = datetime(2026, 11, 23, 7, 5, tzinfo=UTC)
 RECIPIENTS = ["team@example.com", "Boss@Example.com"]
-
-
-def event(lead, type, at, **payload):
-    LeadEvent.objects.create(lead=lead, type=type, occurred_at=at, payload=payload, system="test")
-
-
-def move(lead, to, at, *, frm, reason=None, deal_value=None):
-    specific = {
-        Stage.MQL: EventType.LEAD_MQL,
-        Stage.SAL: EventType.LEAD_ACCEPTED,
-        Stage.REJECTED: EventType.LEAD_REJECTED,
-        Stage.WON: EventType.LEAD_WON,
-    }
-    payload = {"from": frm, "to": to, "reason": reason, "deal_value": deal_value}
-    event(lead, EventType.LEAD_STAGE_CHANGED, at, **payload)
-    if to in specific:
-        event(lead, specific[to], at, **payload)
 
 
 def clock(lead, owner, kind, started, *, status, hours=None):
