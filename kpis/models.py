@@ -66,6 +66,8 @@ class Goal(models.Model):
         )
 
 
+# the stages whose time the funnel measures (won is final)
+TIMED_STAGES = ["mql", "sal", "sql", "opportunity"]
 # the columns every KPI filter reads (the lead's current source, campaign and owner)
 _FILTERS = ["source_id", "campaign_id", "owner_id"]
 
@@ -130,12 +132,22 @@ class StageStay(models.Model):
                     "last_campaign_id",
                 ],
             ),
-            # the funnel's cohort: how far each lead got, and the ended stays' times
+            # the funnel's cohort: how far each lead got (its creation row) ...
             models.Index(
-                fields=["lead_created_at", "stage"],
-                name="stay_cohort",
-                include=["id", *_FILTERS, "furthest", "lead_id", "entered_at", "left_at"],
+                fields=["lead_created_at"],
+                name="stay_cohort_reached",
+                include=["id", *_FILTERS, "furthest"],
+                condition=Q(stage="lead"),
             ),
+            # ... and the times of its ended stays in the timed stages
+            models.Index(
+                fields=["lead_created_at"],
+                name="stay_cohort_ended",
+                include=["id", *_FILTERS, "stage", "entered_at", "left_at"],
+                condition=Q(left_at__isnull=False, stage__in=TIMED_STAGES),
+            ),
+            # the cohort as of a given time (`until`): every stay of its leads
+            models.Index(fields=["lead_created_at", "stage"], name="stay_cohort"),
             # opportunities that closed after a period's end
             models.Index(
                 fields=["stage", "left_at"],

@@ -31,6 +31,7 @@ from django.db.models import (
     QuerySet,
 )
 
+from kpis.models import TIMED_STAGES as ROLLUP_TIMED_STAGES
 from kpis.rollups.replay import FUNNEL_STAGES as ROLLUP_FUNNEL_STAGES
 from kpis.rollups.replay import LEAD_ROW
 from kpis.selectors.marketing import _lead_filters
@@ -40,8 +41,8 @@ from leads.models import Stage
 
 # the funnel's stages after "lead" (the cohort itself), in order (kpis.rollups ranks them)
 FUNNEL_STAGES = tuple(Stage(code) for code in ROLLUP_FUNNEL_STAGES)
-# the stages whose time is measured (won is final)
-TIMED_STAGES = (Stage.MQL, Stage.SAL, Stage.SQL, Stage.OPPORTUNITY)
+# the stages whose time is measured (won is final), in the order of the rollup's index on them
+TIMED_STAGES = tuple(Stage(code) for code in ROLLUP_TIMED_STAGES)
 
 
 def lead_filters(

@@ -598,13 +598,14 @@ def test_each_batch_costs_a_fixed_number_of_queries(tmp_path, django_assert_num_
 
     SourceFactory(name="Web", key="web")
     # campaigns once; per batch: savepoint, leads (locked), sources, insert leads, their events,
-    # the webhooks' gate (asked once per write of events that react), insert history, its
-    # events, then the set-based scoring of the batch (active model,
-    # savepoint, lock, the state before, the statement and its helpers, the crossings), release
+    # the webhooks' gate (asked once per write of events that react), their outbox entries (the
+    # KPI rollup), insert history, its events, then the set-based scoring of the batch (active
+    # model, savepoint, lock, the state before, the statement and its helpers, the crossings),
+    # release
     run(2)
-    with django_assert_num_queries(1 + 17):
+    with django_assert_num_queries(1 + 18):
         run(20)
-    with django_assert_num_queries(1 + 17 * 2):
+    with django_assert_num_queries(1 + 18 * 2):
         run(40)
 
 
