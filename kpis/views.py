@@ -248,6 +248,31 @@ def _sla(attainment, speed) -> Table:
     )
 
 
+def _speed(key: str, heading: str, rows) -> Table:
+    return Table(
+        key,
+        f"Speed to lead by {heading.lower()}",
+        [
+            (heading, TEXT),
+            ("Clocks", COUNT),
+            ("Met on time", COUNT),
+            ("Attainment", PERCENT),
+            ("Responded", COUNT),
+            ("Median", HOURS),
+            ("90th percentile", HOURS),
+        ],
+        [
+            [r.name, r.started, r.met, r.attainment, r.responded, r.median_hours, r.p90_hours]
+            for r in rows
+        ],
+        chart=1,
+        labels=1,
+        empty="No response clock started in this period: pick another period or clear a filter.",
+        note="Business hours from assignment to the owner's first call, email or meeting, over "
+        "the response clocks started in the period (cancelled ones left out); slowest first.",
+    )
+
+
 def _pct(value) -> str:
     return "—" if value is None else f"{value:g}%"
 
@@ -285,6 +310,16 @@ def kpi_tables(*, period, source_id, campaign_id, rep_id) -> list[Table]:
         _sla(
             selectors.sla_response_attainment(period=period, rep_id=rep_id),
             selectors.speed_to_lead(period=period, rep_id=rep_id),
+        ),
+        *(
+            _speed(
+                f"speed_{group}",
+                heading,
+                selectors.speed_to_lead_by(
+                    period=period, group_by=group, rep_id=rep_id, source_id=source_id
+                ),
+            )
+            for group, heading in (("rep", "Rep"), ("source", "Source"))
         ),
     ]
 

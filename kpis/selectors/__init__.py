@@ -56,12 +56,14 @@ from kpis.selectors.sales import (
     RepBreaches,
     RepOpenClocks,
     ResponseAttainment,
+    SpeedRow,
     SpeedToLead,
     followup_attainment,
     sla_breaches_by_rep,
     sla_clocks_open,
     sla_response_attainment,
     speed_to_lead,
+    speed_to_lead_by,
 )
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
     "RepBreaches",
     "RepOpenClocks",
     "ResponseAttainment",
+    "SpeedRow",
     "SpeedToLead",
     "WonCustomer",
     "days_in_month",
@@ -93,6 +96,7 @@ __all__ = [
     "sla_clocks_open",
     "sla_response_attainment",
     "speed_to_lead",
+    "speed_to_lead_by",
     "weeks_back",
     "won_customers",
 ]

@@ -5,10 +5,13 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import (
+    Aggregate,
     Count,
     DateTimeField,
     ExpressionWrapper,
+    FloatField,
     IntegerField,
     OuterRef,
     Q,
@@ -92,6 +95,95 @@ def speed_to_lead(*, period: Period, rep_id: int | None = None) -> SpeedToLead:
         median_hours=round(_percentile(qs, "business_seconds", n, 0.5) / 3600, 2),
         p90_hours=round(_percentile(qs, "business_seconds", n, 0.9) / 3600, 2),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SpeedRow:
+    """Speed to lead and SLA attainment of one rep's or one source's response clocks."""
+
+    key_id: int | None
+    name: str
+    started: int  # response clocks started in the period, cancelled ones left out
+    met: int  # first touch by the due time
+    responded: int  # touched (on time or late)
+    median_hours: float | None  # business hours to the first touch
+    p90_hours: float | None
+
+    @property
+    def attainment(self) -> float | None:
+        """Met on time / started, percent."""
+        return round(100 * self.met / self.started, 1) if self.started else None
+
+
+class _PercentileSeconds(Aggregate):
+    """PostgreSQL's percentile_cont of the touched clocks' business seconds."""
+
+    template = "percentile_cont(%(share)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression, share: float, **extra):
+        super().__init__(expression, share=share, **extra)
+
+
+SPEED_GROUPS = {
+    "rep": ("owner_id", ("owner__first_name", "owner__last_name", "owner__username")),
+    "source": ("lead__source_id", ("lead__source__name",)),
+}
+
+
+def speed_to_lead_by(
+    *,
+    period: Period,
+    group_by: str = "rep",
+    rep_id: int | None = None,
+    source_id: int | None = None,
+) -> list[SpeedRow]:
+    """Speed to lead (median and 90th percentile in business hours, over the touched clocks)
+    and attainment of the response clocks started in the period, by owner or by the lead's
+    source; slowest median first. One query on PostgreSQL; elsewhere one plus two per group."""
+    if group_by not in SPEED_GROUPS:
+        raise ValueError("group_by must be 'rep' or 'source'")
+    key, names = SPEED_GROUPS[group_by]
+    qs = _response_clocks(period=period, rep_id=rep_id).exclude(status=ClockStatus.CANCELLED)
+    if source_id is not None:
+        qs = qs.filter(lead__source_id=source_id)
+    touched = Q(met_at__isnull=False, business_seconds__isnull=False)
+    counts = {
+        "started": Count("id"),
+        "met": Count("id", filter=Q(status=ClockStatus.MET)),
+        "responded": Count("id", filter=touched),
+    }
+    postgres = connection.vendor == "postgresql"
+    if postgres:
+        counts["p50"] = _PercentileSeconds("business_seconds", 0.5, filter=touched)
+        counts["p90"] = _PercentileSeconds("business_seconds", 0.9, filter=touched)
+    rows = []
+    for r in qs.values(key, *names).annotate(**counts).order_by():
+        if postgres:
+            p50, p90 = r["p50"], r["p90"]
+        elif r["responded"]:
+            group = qs.filter(touched, **{key: r[key]})
+            p50 = _percentile(group, "business_seconds", r["responded"], 0.5)
+            p90 = _percentile(group, "business_seconds", r["responded"], 0.9)
+        else:
+            p50 = p90 = None
+        if group_by == "rep":
+            name = _rep_name(*(r[n] for n in names))
+        else:
+            name = r[names[0]] or "Unknown source"
+        rows.append(
+            SpeedRow(
+                key_id=r[key],
+                name=name,
+                started=r["started"],
+                met=r["met"],
+                responded=r["responded"],
+                median_hours=round(p50 / 3600, 2) if p50 is not None else None,
+                p90_hours=round(p90 / 3600, 2) if p90 is not None else None,
+            )
+        )
+    rows.sort(key=lambda r: (r.median_hours is None, -(r.median_hours or 0), r.name))
+    return rows
 
 
 def _rep_name(first: str | None, last: str | None, username: str | None) -> str:

@@ -118,7 +118,8 @@ def test_pipeline_counts_in_the_week_a_lead_entered_opportunity():
 
 
 def test_speed_to_lead_median_and_p90_come_from_the_touched_response_clocks():
-    rep, other = RepFactory(username="ann"), RepFactory(username="bob")
+    rep = RepFactory(username="ann", first_name="Ann", last_name="Lee")
+    other = RepFactory(username="bob", first_name="Bob", last_name="Ray")
     lead = LeadFactory()
     for hours in (1, 2, 3, 4):  # met by the due time (4 h)
         clock(lead, rep, ClockKind.RESPONSE, WED47, status=ClockStatus.MET, hours=hours)
@@ -134,6 +135,20 @@ def test_speed_to_lead_median_and_p90_come_from_the_touched_response_clocks():
     assert speed == selectors.SpeedToLead(responded=5, median_hours=3.0, p90_hours=7.6)
     assert selectors.speed_to_lead(period=W47, rep_id=rep.pk).median_hours == 2.5
     assert selectors.speed_to_lead(period=W48, rep_id=other.pk).responded == 0
+
+    by_rep = selectors.speed_to_lead_by(period=W47, group_by="rep")
+    # bob's breached clock was touched (10 h) and his pending one not: slowest first
+    assert [
+        (r.name, r.started, r.met, r.responded, r.median_hours, r.p90_hours) for r in by_rep
+    ] == [
+        ("Bob Ray", 2, 0, 1, 10.0, 10.0),
+        ("Ann Lee", 4, 4, 4, 2.5, 3.7),  # 1, 2, 3, 4: p90 at rank 2.7 = 3 + 0.7
+    ]
+    assert [r.attainment for r in by_rep] == [0.0, 100.0]
+    (by_source,) = selectors.speed_to_lead_by(period=W47, group_by="source")
+    assert (by_source.name, by_source.started, by_source.responded) == ("Unknown source", 6, 5)
+    assert (by_source.median_hours, by_source.p90_hours) == (speed.median_hours, speed.p90_hours)
+    assert selectors.speed_to_lead_by(period=W47, group_by="source", source_id=-1) == []
 
     attainment = selectors.sla_response_attainment(period=W47)
     assert (attainment.started, attainment.met, attainment.breached, attainment.running) == (
