@@ -151,6 +151,7 @@ class PoolForm(forms.Form):
                 required=False, initial=person.pk in members, label=str(person)
             )
             self.fields[f"weight_{person.pk}"] = forms.IntegerField(
+                required=False,
                 min_value=0,
                 max_value=MAX_WEIGHT,
                 initial=members.get(person.pk, 1),
@@ -163,8 +164,11 @@ class PoolForm(forms.Form):
             yield person, self[f"in_{person.pk}"], self[f"weight_{person.pk}"]
 
     def members(self) -> dict[int, int]:
+        # a ticked rep whose weight was left empty takes the usual share
         return {
-            p.pk: self.cleaned_data[f"weight_{p.pk}"]
+            p.pk: 1
+            if self.cleaned_data.get(f"weight_{p.pk}") is None
+            else self.cleaned_data[f"weight_{p.pk}"]
             for p in self.people
             if self.cleaned_data.get(f"in_{p.pk}")
         }
