@@ -15,7 +15,7 @@ def stay_filters(
     rep_id: int | None = None,
 ) -> QuerySet:
     """Stays of leads with this current source, campaign and owner (each filter optional),
-    read from the rows themselves (the rollup keeps them current)."""
+    read from the rows themselves (the rollup keeps them current); lead rows filter the same."""
     for field, value in (
         ("source_id", source_id),
         ("campaign_id", campaign_id),

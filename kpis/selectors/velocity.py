@@ -91,17 +91,12 @@ class Velocity:
     total: VelocityRow
 
 
-def _still_open(period: Period, *, source_id, campaign_id, rep_id) -> QuerySet:
-    """Leads in opportunity now that entered it before the period's end."""
-    qs = Lead.objects.filter(stage=Stage.OPPORTUNITY, stage_changed_at__lt=period.end)
-    for field, value in (
-        ("source_id", source_id),
-        ("campaign_id", campaign_id),
-        ("owner_id", rep_id),
-    ):
-        if value is not None:
-            qs = qs.filter(**{field: value})
-    return qs
+def _still_open(period: Period, **filters) -> QuerySet:
+    """Leads in opportunity now that entered it before the period's end (lead_open_opportunity:
+    the lead rows carry the same filter columns as the rollup)."""
+    return stay_filters(
+        Lead.objects.filter(stage=Stage.OPPORTUNITY, stage_changed_at__lt=period.end), **filters
+    )
 
 
 def _left_after_end(period: Period, **filters) -> QuerySet:
