@@ -77,7 +77,10 @@ def condition_initial(condition: dict) -> dict:
 class ConditionForm(forms.Form):
     field = forms.ChoiceField(choices=_field_choices, required=False)
     attribute = forms.CharField(
-        required=False, max_length=100, label="Attribute key", help_text="for attributes only"
+        required=False,
+        max_length=100,
+        label="Attribute key",
+        widget=forms.TextInput(attrs={"placeholder": "for attributes only"}),
     )
     op = forms.ChoiceField(
         choices=[("", "— test —"), *((op, OP_WORDS[op]) for op in OPS)], required=False
