@@ -3,8 +3,10 @@
 - After commit, the outbox reaction `stays_reaction` (settings.OUTBOX_REACTIONS: on
   `lead.created` and `lead.stage_changed`, and on `lead.updated` of the source or campaign,
   `lead.assigned` and `lead.merged`, which change the lead's source, campaign or owner that
-  every row carries for the filters) rewrites the stays of the event's lead from all its events: the rows are what
-  the replay says, however often or in whatever order the reaction runs.
+  every row carries for the filters) rewrites the stays of the event's lead from all its
+  events: the rows are what the replay says, however often or in whatever order it runs.
+- Both the reaction and the rebuild lock the leads' rows first, in id order, so a lead's rows
+  are never rewritten by two of them at once (no duplicates, no deadlock).
 - History written without reactions (the demo seed's years, an import's outcomes) and any drift
   are put right by `manage.py kpis_rebuild`, which rewrites every lead's rows in batches of lead
   ids (`stays_rebuild`); `stays_verify` lists the leads whose rows differ from the replay.
@@ -124,6 +126,11 @@ def _write(rows: list[StageStay]) -> None:
     )
 
 
+def _lock(leads) -> None:
+    """Lock these lead rows until the transaction ends, in id order."""
+    list(leads.select_for_update().order_by("pk").values_list("pk", flat=True).iterator(10_000))
+
+
 def stays_sync(lead_ids: Iterable[int]) -> int:
     """Rewrite the stays of these leads from their events; returns the rows written. The leads'
     rows are locked first (in id order), so two syncs of one lead never interleave."""
@@ -131,7 +138,7 @@ def stays_sync(lead_ids: Iterable[int]) -> int:
     if not ids:
         return 0
     with transaction.atomic():
-        list(Lead.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
+        _lock(Lead.objects.filter(pk__in=ids))
         StageStay.objects.filter(lead_id__in=ids).delete()
         rows = list(_rows(ids))
         _write(rows)
@@ -166,6 +173,7 @@ def stays_rebuild(*, batch: int = REBUILD_BATCH) -> int:
     outside.delete()
     for start, end in batches:
         with transaction.atomic():
+            _lock(Lead.objects.filter(pk__gte=start, pk__lt=end))
             events = _events_of(lead_id__gte=start, lead_id__lt=end)
             StageStay.objects.filter(lead_id__gte=start, lead_id__lt=end).delete()
             rows = list(_rows(sorted(events), events))
