@@ -4,6 +4,7 @@ and the tester's lead."""
 from typing import Any
 
 from django import forms
+from django.db.models import Q
 from django.forms import formset_factory
 
 from alignment.lib.timezones import zone_or_none
@@ -181,7 +182,9 @@ class TesterForm(forms.Form):
     """An existing lead, or a few fields of an imagined one."""
 
     lead = forms.CharField(
-        required=False, label="Existing lead", help_text="Its number or its email address."
+        required=False,
+        label="Existing lead",
+        help_text="Its number, its email, or a name or company that fits one lead.",
     )
     country = forms.CharField(required=False, max_length=64)
     company_size = forms.IntegerField(required=False, min_value=0, label="Company size")
@@ -206,8 +209,29 @@ class TesterForm(forms.Form):
                 if ref.isdigit()
                 else qs.filter(email__iexact=ref).first()
             )
+            if found is None and not ref.isdigit():
+                # a name or company: usable when it names exactly one lead
+                hits = list(
+                    qs.filter(
+                        Q(company__icontains=ref)
+                        | Q(last_name__icontains=ref)
+                        | Q(first_name__icontains=ref)
+                        | Q(email__icontains=ref)
+                    ).order_by("-id")[:6]
+                )
+                if len(hits) == 1:
+                    found = hits[0]
+                elif hits:
+                    shown = "; ".join(f"{h.pk} {h.display_name}" for h in hits[:5])
+                    self.add_error(
+                        "lead",
+                        f"“{ref}” fits several leads; type one's number: {shown}"
+                        + (" …" if len(hits) > 5 else "."),
+                    )
+                    data["found"] = None
+                    return data
             if found is None:
-                self.add_error("lead", f"No lead has the number or email “{ref}”.")
+                self.add_error("lead", f"No lead has the number or email, name or company “{ref}”.")
             data["found"] = found
             return data
         attributes = {}

@@ -99,7 +99,7 @@ def rep_availability(request, pk: int):
     else:
         who = "You are" if rep.pk == request.user.pk else f"{rep} is"
         messages.success(request, f"{who} now {'available' if available else 'away'}.")
-    if request.POST.get("next") == "me":
+    if request.POST.get("next") == "me" or not can(request.user, Action.ROUTING_MANAGE):
         return redirect("people:me")
     return redirect("people:page")
 

@@ -1,6 +1,8 @@
 """The People and routing pages: who may open them, the forms and their errors in place."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from leads.models import AssignmentRule, PoolMember, Stage
 from tests.factories import AssignmentRuleFactory, LeadFactory, PoolMemberFactory
@@ -71,8 +73,8 @@ def test_a_rep_cannot_set_another_rep_away(client, rep, other_rep):
     response = client.post(f"/people/reps/{other_rep.pk}/availability/", {"available": "0"})
     other_rep.refresh_from_db()
     assert other_rep.available is True
-    assert response.status_code == 302
-    client.get(response["Location"])  # the message is shown on the next page
+    assert response.status_code == 302 and response["Location"] == "/people/me/"
+    assert "may set your own availability" in client.get("/people/me/").content.decode()
 
 
 def test_the_rep_form_shows_errors_in_place(client, sales_manager, rep):
@@ -170,6 +172,27 @@ def test_the_tester_reads_an_existing_lead_by_email_and_writes_nothing(client, s
     assert PoolMember.objects.get(rule=rule).assigned_count == 0
     page = client.get("/people/", {"test": "1", "lead": "nobody@x.example"}).content.decode()
     assert "No lead has the number or email" in page
+    LeadFactory(email="b@x.example", company="Umbrella GmbH", country="DE", stage=Stage.MQL)
+    page = client.get("/people/", {"test": "1", "lead": "umbrella"}).content.decode()
+    assert f"would go to <strong>{rep}</strong>" in page
+    LeadFactory(email="c@x.example", company="Umbrella AG")
+    page = client.get("/people/", {"test": "1", "lead": "umbrella"}).content.decode()
+    assert "fits several leads" in page
+
+
+def test_the_page_has_a_fixed_number_of_queries(client, sales_manager):
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/people/").status_code == 200
+        return len(queries)
+
+    client.force_login(sales_manager)
+    rule = AssignmentRuleFactory(name="One")
+    PoolMemberFactory(rule=rule)
+    few = count()
+    for i in range(4):
+        PoolMemberFactory(rule=AssignmentRuleFactory(name=f"More {i}"))
+    assert count() == few
 
 
 def test_the_tester_says_why_an_imagined_lead_gets_nobody(client, sales_manager, rep):
