@@ -34,7 +34,6 @@ from django.db.models import (
 from kpis.models import TIMED_STAGES as ROLLUP_TIMED_STAGES
 from kpis.rollups.replay import FUNNEL_STAGES as ROLLUP_FUNNEL_STAGES
 from kpis.rollups.replay import LEAD_ROW
-from kpis.selectors.marketing import _lead_filters
 from kpis.selectors.periods import Period
 from kpis.selectors.stays import cohort
 from leads.models import Stage
@@ -43,18 +42,6 @@ from leads.models import Stage
 FUNNEL_STAGES = tuple(Stage(code) for code in ROLLUP_FUNNEL_STAGES)
 # the stages whose time is measured (won is final), in the order of the rollup's index on them
 TIMED_STAGES = tuple(Stage(code) for code in ROLLUP_TIMED_STAGES)
-
-
-def lead_filters(
-    qs: QuerySet,
-    *,
-    source_id: int | None = None,
-    campaign_id: int | None = None,
-    rep_id: int | None = None,
-) -> QuerySet:
-    """Events of leads with this current source, campaign and owner (each filter optional)."""
-    qs = _lead_filters(qs, source_id, campaign_id)
-    return qs.filter(lead__owner_id=rep_id) if rep_id is not None else qs
 
 
 @dataclass(frozen=True, slots=True)
