@@ -28,6 +28,7 @@ class Action(StrEnum):
     API_KEY_MANAGE = "api_key.manage"
     WEBHOOKS_MANAGE = "webhooks.manage"
     GOAL_MANAGE = "goal.manage"  # set and change the shared goals
+    CONTENT_MANAGE = "content.manage"  # add and change assets of the content library
 
 
 _M, _MM = Role.MARKETER, Role.MARKETING_MANAGER
@@ -55,6 +56,7 @@ POLICY: dict[Action, frozenset[str]] = {
     Action.API_KEY_MANAGE: frozenset({Role.ADMIN}),
     Action.WEBHOOKS_MANAGE: frozenset({Role.ADMIN}),
     Action.GOAL_MANAGE: frozenset({_MM, _SM, Role.ADMIN}),
+    Action.CONTENT_MANAGE: frozenset({_M, _MM, Role.ADMIN}),
 }
 
 

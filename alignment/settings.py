@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "leads",
     "sla",
     "kpis",
+    "content",
 ]
 
 MIDDLEWARE = [
@@ -122,6 +123,8 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = VAR_DIR / "media"
+# the largest file the content library takes (a link serves anything bigger)
+CONTENT_MAX_UPLOAD_BYTES = env_int("CONTENT_MAX_UPLOAD_BYTES", 25_000_000)
 
 CACHE_URL = env_str("CACHE_URL", "")
 CACHES = {

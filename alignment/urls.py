@@ -24,6 +24,7 @@ urlpatterns = [
     path("api-keys/", views.api_keys_page, name="api_keys"),
     path("api-keys/<int:pk>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
     path("kpis/", include("kpis.urls")),
+    path("content/", include("content.urls")),
     path("people/", include("leads.people.urls")),
     path("api/v1/", api.ApiIndexView.as_view(), name="api-index"),
     path("api/v1/me/", api.MeView.as_view(), name="api-me"),

@@ -27,6 +27,7 @@ EXPECTED = {
     Action.API_KEY_MANAGE: "000010",
     Action.WEBHOOKS_MANAGE: "000010",
     Action.GOAL_MANAGE: "010110",
+    Action.CONTENT_MANAGE: "110010",
 }
 ORDER = ["marketer", "marketing_manager", "rep", "sales_manager", "admin", "outsider"]
 
