@@ -9,10 +9,11 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from alignment.lib.keyset import keyset_after, keyset_order
 from alignment.lib.money import format_money
 from alignment.models import MARKETING_ROLES, User
 from leads.models import Announcement, Campaign, Lead, LeadEvent, Stage
@@ -195,14 +196,9 @@ def wins_page(
     if owner_id is not None:
         qs = qs.filter(owner_id=owner_id)
     if older_than is not None:
-        at, pk = older_than
-        # `won_at <= at` lets the index range start at the cursor; the OR settles the ties
-        qs = qs.filter(Q(won_at__lte=at), Q(won_at__lt=at) | Q(id__lt=pk))
-    rows = list(
-        qs.select_related("owner", "source", "campaign", "announcement").order_by("-won_at", "-id")[
-            : size + 1
-        ]
-    )
+        qs = keyset_after(qs, "won_at", *older_than, descending=True)
+    qs = keyset_order(qs, "won_at", descending=True)
+    rows = list(qs.select_related("owner", "source", "campaign", "announcement")[: size + 1])
     wins = [
         Win(
             lead=lead,

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, QuerySet
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
+
+from alignment.lib.keyset import keyset_after, keyset_order
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -68,20 +70,11 @@ class Keyset:
         return self.ordering.startswith("-")
 
     def order(self, qs: QuerySet) -> QuerySet:
-        if self.field == "id":
-            return qs.order_by(self.ordering)
-        return qs.order_by(self.ordering, "-id" if self.descending else "id")
+        return keyset_order(qs, self.field, descending=self.descending)
 
     def after(self, qs: QuerySet, value: Any, pk: int) -> QuerySet:
         """The rows that come after (value, pk) in this order."""
-        past, tie = ("lt", "lte") if self.descending else ("gt", "gte")
-        if self.field == "id":
-            return qs.filter(**{f"id__{past}": pk})
-        # `field <= value` lets the index's range start at the cursor; the OR settles the ties
-        return qs.filter(
-            Q(**{f"{self.field}__{tie}": value}),
-            Q(**{f"{self.field}__{past}": value}) | Q(**{f"id__{past}": pk}),
-        )
+        return keyset_after(qs, self.field, value, pk, descending=self.descending)
 
     def encode(self, row: Model) -> str:
         value = getattr(row, self.field)
