@@ -110,7 +110,8 @@ def _row(lead_id: int, created_at, lead: tuple, stay: Stay) -> StageStay:
     )
 
 
-COLUMNS = [f.column for f in StageStay._meta.concrete_fields if not f.primary_key]
+# the columns COPY writes (all but the id), in the model's order
+_FIELDS = [f for f in StageStay._meta.concrete_fields if not f.primary_key]
 
 
 def _write(rows: list[StageStay]) -> None:
@@ -118,11 +119,10 @@ def _write(rows: list[StageStay]) -> None:
     if connection.vendor != "postgresql" or len(rows) < 100:
         StageStay.objects.bulk_create(rows, batch_size=5_000)
         return
-    fields = [f for f in StageStay._meta.concrete_fields if not f.primary_key]
     copy_rows(
         StageStay._meta.db_table,
-        COLUMNS,
-        ([getattr(row, f.attname) for f in fields] for row in rows),
+        [f.column for f in _FIELDS],
+        ([getattr(row, f.attname) for f in _FIELDS] for row in rows),
     )
 
 

@@ -131,3 +131,16 @@ def test_the_rebuild_command_puts_back_what_was_lost():
     assert after == before
     with pytest.raises(CommandError, match="--batch must be at least 1"):
         call_command("kpis_rebuild", "--batch", "0")
+
+
+@pytest.mark.django_db
+def test_a_rebuild_of_many_rows_writes_what_the_replay_says():
+    """Over 100 rows a batch is written with COPY on PostgreSQL (bulk_create elsewhere)."""
+    leads = [won_path(new_lead(utc(11, 16, 7)), 16, 100 + n) for n in range(20)]
+    settle()
+    StageStay.objects.all().delete()
+    call_command("kpis_rebuild", stdout=StringIO())
+    assert StageStay.objects.count() == 20 * 6  # creation, MQL, SAL, SQL, opportunity, won
+    assert stays_verify([lead.pk for lead in leads]) == []
+    won = StageStay.objects.get(lead=leads[3], stage=Stage.WON)
+    assert (won.from_stage, won.exit_to, won.left_at) == (Stage.OPPORTUNITY, "", None)
