@@ -145,6 +145,12 @@ API_SCOPES = (
     "kpis:read",
     "events:read",
     "webhooks:manage",
+    # the content library and content requests (content/)
+    "content:read",
+    "content:write",
+    # sales' feedback to marketing: objections, lead flags, win and loss stories (content/)
+    "feedback:read",
+    "feedback:write",
 )
 
 

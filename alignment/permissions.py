@@ -28,7 +28,12 @@ class Action(StrEnum):
     API_KEY_MANAGE = "api_key.manage"
     WEBHOOKS_MANAGE = "webhooks.manage"
     GOAL_MANAGE = "goal.manage"  # set and change the shared goals
-    CONTENT_MANAGE = "content.manage"  # add and change assets of the content library
+    CONTENT_MANAGE = "content.manage"  # add and change assets; plan content requests; answers
+    CONTENT_REQUEST = "content.request"  # ask for content that does not exist yet, vote, comment
+    OBJECTION_LOG = "objection.log"  # log a question or objection heard from a lead
+    FLAG_RAISE = "flag.raise"  # flag a problem with a lead for marketing
+    FLAG_RESOLVE = "flag.resolve"  # close a lead flag with an outcome
+    STORY_RECORD = "story.record"  # tell why a deal was won or lost
 
 
 _M, _MM = Role.MARKETER, Role.MARKETING_MANAGER
@@ -57,6 +62,11 @@ POLICY: dict[Action, frozenset[str]] = {
     Action.WEBHOOKS_MANAGE: frozenset({Role.ADMIN}),
     Action.GOAL_MANAGE: frozenset({_MM, _SM, Role.ADMIN}),
     Action.CONTENT_MANAGE: frozenset({_M, _MM, Role.ADMIN}),
+    Action.CONTENT_REQUEST: _ALL_TEAM,
+    Action.OBJECTION_LOG: frozenset({_R, _SM, Role.ADMIN}),
+    Action.FLAG_RAISE: frozenset({_R, _SM, Role.ADMIN}),
+    Action.FLAG_RESOLVE: frozenset({_M, _MM, Role.ADMIN}),
+    Action.STORY_RECORD: frozenset({_R, _SM, Role.ADMIN}),
 }
 
 

@@ -33,6 +33,7 @@ urlpatterns = [
     path("api/v1/sla/", include("sla.api")),
     path("api/v1/kpis/", include("kpis.api")),
     path("api/v1/webhooks/", include("alignment.webhooks.api")),
+    path("api/v1/", include("content.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # last: any other URL under /api/ is a 404 problem, not Django's page listing every URL

@@ -1,8 +1,14 @@
-from django.urls import path
+from django.urls import include, path
 
 from content import views
 
 app_name = "content"
 urlpatterns = [
+    path("", views.library, name="library"),
     path("<int:pk>/file/", views.asset_file, name="asset_file"),
+    # each loop keeps its pages in its package; their names are content:<name>
+    path("requests/", include("content.requests.urls")),
+    path("voice/", include("content.voice.urls")),
+    path("flags/", include("content.flags.urls")),
+    path("stories/", include("content.stories.urls")),
 ]

@@ -1,7 +1,7 @@
 """Serving the content library's uploaded files to the team."""
 
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, render
 
 from alignment.decorators import team_member_required
 from content.models import Asset
@@ -27,3 +27,9 @@ def asset_file(request, pk: int):
     response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@team_member_required
+def library(request):
+    """(being built: the library page)"""
+    return render(request, "content/library.html", {})

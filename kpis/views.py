@@ -3,7 +3,6 @@ way), for one week or month in the agreement's time zone, filtered by source, ca
 Each figure is a table (the counts behind each ratio) with a chart drawn from the same rows, and
 `?export=<table>` sends that table as CSV."""
 
-from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from django.http import Http404, HttpResponse
@@ -13,58 +12,12 @@ from django.utils import timezone
 from alignment.decorators import team_member_required
 from alignment.lib.csv_safe import csv_lines
 from kpis import selectors
+from kpis.content_tables import content_tables
 from kpis.forms import KpiFilterForm
 from kpis.selectors.goals import goals_timezone
-
-# a column's kind says how a cell is shown: text, count, percent, money, hours or days
-TEXT, COUNT, PERCENT, MONEY, HOURS, DAYS = "text", "count", "percent", "money", "hours", "days"
-
-
-@dataclass
-class Table:
-    key: str  # the ?export= name
-    title: str
-    columns: list[tuple[str, str]]  # (heading, kind)
-    rows: list[list] = field(default_factory=list)
-    chart: int | None = None  # the column the chart draws, by the first column's labels
-    chart_type: str = "bar"
-    empty: str = ""  # what to do when there is nothing to show
-    note: str = ""
-    labels: int | None = None  # the leading columns a chart label is made of (default: all text)
-
-    @property
-    def wide(self) -> bool:
-        """Many columns: the chart goes above the table, not beside it."""
-        return len(self.columns) > 4
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.rows or (
-            self.chart is not None and not any(r[self.chart] for r in self.rows)
-        )
-
-    def cells(self):
-        """Rows of (value, kind) for the template."""
-        kinds = [kind for _, kind in self.columns]
-        return [list(zip(row, kinds, strict=True)) for row in self.rows]
-
-    def chart_data(self) -> dict | None:
-        if self.chart is None or self.is_empty:
-            return None
-        return {
-            "type": self.chart_type,
-            "label": self.columns[self.chart][0],
-            # a row's label: its text cells (a reason and its source)
-            "labels": [
-                " · ".join(
-                    str(v)
-                    for v, (_, kind) in list(zip(r, self.columns, strict=True))[: self.labels]
-                    if kind == TEXT
-                )
-                for r in self.rows
-            ],
-            "values": [float(r[self.chart] or 0) for r in self.rows],
-        }
+from kpis.story_tables import story_tables
+from kpis.tables import COUNT, DAYS, HOURS, MONEY, PERCENT, TEXT, Table, pct
+from kpis.voice_tables import voice_tables
 
 
 def _funnel(funnel) -> Table:
@@ -88,7 +41,7 @@ def _funnel(funnel) -> Table:
         "clear a filter.",
         note="The leads created in the period, each followed to the furthest stage it has "
         "reached by now; conversion is a step ÷ the one before, dropped is reached here but "
-        f"no further. Won ÷ leads: {_pct(funnel.overall)}.",
+        f"no further. Won ÷ leads: {pct(funnel.overall)}.",
     )
 
 
@@ -118,7 +71,7 @@ def _acceptance(acceptance) -> Table:
         counts,
         empty="No MQL entered the stage in this period: pick another period or clear a filter.",
         note=f"{acceptance.mqls} MQLs; acceptance rate (accepted ÷ decided so far): "
-        f"{_pct(acceptance.rate)}. Not filtered by rep.",
+        f"{pct(acceptance.rate)}. Not filtered by rep.",
     )
 
 
@@ -241,7 +194,7 @@ def _sla(attainment, speed) -> Table:
         "Response clocks",
         counts,
         empty="No response clock started in this period: pick another period or another rep.",
-        note=f"{attainment.started} clocks started; met on time: {_pct(attainment.share)}. "
+        note=f"{attainment.started} clocks started; met on time: {pct(attainment.share)}. "
         f"Speed to lead over {speed.responded} responded: median "
         f"{_hours(speed.median_hours)}, 90th percentile {_hours(speed.p90_hours)} (business "
         "hours). Filtered by rep only.",
@@ -271,10 +224,6 @@ def _speed(key: str, heading: str, rows) -> Table:
         note="Business hours from assignment to the owner's first call, email or meeting, over "
         "the response clocks started in the period (cancelled ones left out); slowest first.",
     )
-
-
-def _pct(value) -> str:
-    return "—" if value is None else f"{value:g}%"
 
 
 def _hours(value) -> str:
@@ -321,6 +270,10 @@ def kpi_tables(*, period, source_id, campaign_id, rep_id) -> list[Table]:
             )
             for group, heading in (("rep", "Rep"), ("source", "Source"))
         ),
+        # the feedback loops (content/): what sales used and heard, why deals closed
+        *content_tables(period=period, **marketing),
+        *voice_tables(period=period, **marketing),
+        *story_tables(period=period, **marketing),
     ]
 
 

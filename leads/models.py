@@ -229,10 +229,12 @@ class ReasonKind(models.TextChoices):
     REJECT = "reject", "Rejection of an MQL"
     RECYCLE = "recycle", "Recycle to marketing"
     LOST = "lost", "Opportunity lost"
+    WON = "won", "Why we won"
 
 
 class Reason(models.Model):
-    """A reason code for reject, recycle and lost. Data an admin can extend."""
+    """A reason code for reject, recycle and lost, and why a deal was won (the win story's
+    codes). Data an admin can extend."""
 
     kind = models.CharField(max_length=16, choices=ReasonKind.choices)
     code = models.SlugField(max_length=50)
@@ -295,12 +297,20 @@ class TouchpointKind(models.TextChoices):
     SALES_EMAIL = "sales_email", "Sales email"
     MEETING = "meeting", "Meeting"
     NOTE = "note", "Note"
+    CONTENT_SHARED = "content_shared", "Content shared"
 
 
 SALES_TOUCHPOINT_KINDS = frozenset(
-    {TouchpointKind.CALL, TouchpointKind.SALES_EMAIL, TouchpointKind.MEETING, TouchpointKind.NOTE}
+    {
+        TouchpointKind.CALL,
+        TouchpointKind.SALES_EMAIL,
+        TouchpointKind.MEETING,
+        TouchpointKind.NOTE,
+        TouchpointKind.CONTENT_SHARED,
+    }
 )
-# a note is written by sales but is not a touch of the lead: it does not stop the SLA clock
+# a note is written by sales but is not a touch of the lead: it does not stop the SLA clock; nor
+# does sharing content (one click that records a link sent, not a conversation)
 FIRST_TOUCH_KINDS = frozenset(
     {TouchpointKind.CALL, TouchpointKind.SALES_EMAIL, TouchpointKind.MEETING}
 )
@@ -500,6 +510,20 @@ class EventType(models.TextChoices):
     TOUCHPOINT_RECORDED = "touchpoint.recorded", "Touchpoint recorded"
     SCORE_CHANGED = "score.changed", "Grade or MQL eligibility changed"
     SCORING_ACTIVATED = "scoring.activated", "Scoring model activated"
+    # the feedback loops (content/): each names its lead, so a lead's webhooks carry them
+    CONTENT_SHARED = "content.shared", "Content shared with a lead"
+    CONTENT_ENGAGED = "content.engaged", "Lead engaged with content"
+    OBJECTION_LOGGED = "objection.logged", "Question or objection logged"
+    OBJECTION_ANSWERED = "objection.answered", "Objection linked to an answering asset"
+    FLAG_RAISED = "flag.raised", "Lead flagged for marketing"
+    FLAG_COMMENTED = "flag.commented", "Comment on a lead flag"
+    FLAG_RESOLVED = "flag.resolved", "Lead flag resolved"
+    STORY_RECORDED = "story.recorded", "Win or loss story recorded"
+    # the library's own facts, on no lead
+    ASSET_CREATED = "asset.created", "Content asset added"
+    ASSET_UPDATED = "asset.updated", "Content asset changed"
+    CONTENT_REQUESTED = "content_request.created", "Content requested by sales"
+    CONTENT_REQUEST_UPDATED = "content_request.updated", "Content request planned, done or declined"
 
 
 class LeadEventQuerySet(models.QuerySet):

@@ -71,6 +71,20 @@ EVENT_PAYLOADS = {
     EventType.SCORE_CHANGED: '{"model_id", "before": {"fit", "total", "grade", "qualifies"}, '
     '"after": {...}} (only when the grade or the MQL eligibility changes)',
     EventType.SCORING_ACTIVATED: '(no lead) {"model_id", "name", "replaced_id", "rescore_run_id"}',
+    EventType.CONTENT_SHARED: '{"asset_id", "touchpoint_id", "title"} (a rep shared an asset)',
+    EventType.CONTENT_ENGAGED: '{"asset_id", "touchpoint_id", "title"} (a content download '
+    "that names the asset by id or URL)",
+    EventType.OBJECTION_LOGGED: '{"objection_id", "kind", "category", "competitor", "campaign_id"}',
+    EventType.OBJECTION_ANSWERED: '{"objection_id", "asset_id"} (asset_id null: unlinked)',
+    EventType.FLAG_RAISED: '{"flag_id", "reason"}',
+    EventType.FLAG_COMMENTED: '{"flag_id", "message_id"}',
+    EventType.FLAG_RESOLVED: '{"flag_id", "outcome"}',
+    EventType.STORY_RECORDED: '{"story_id", "outcome", "reasons": [codes], "competitor", '
+    '"asset_ids": [...], "stage_change_id"}',
+    EventType.ASSET_CREATED: '(no lead) {"asset_id", "title", "kind", "funnel_stage"}',
+    EventType.ASSET_UPDATED: '(no lead) {"asset_id", "title", "changed": [field, ...]}',
+    EventType.CONTENT_REQUESTED: '(no lead) {"request_id", "title"}',
+    EventType.CONTENT_REQUEST_UPDATED: '(no lead) {"request_id", "status", "asset_id"}',
 }
 EVENT_TYPES_TEXT = "\n".join(f"- `{t.value}` ({t.label}): {EVENT_PAYLOADS[t]}" for t in EventType)
 

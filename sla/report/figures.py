@@ -18,15 +18,20 @@ from alignment.lib.business_time import Calendar
 from alignment.lib.money import format_money
 from kpis import selectors
 from kpis.selectors import Period
+from kpis.selectors.content import content_report
+from kpis.selectors.flags import flags_report
+from kpis.selectors.stories import stories_report
+from kpis.selectors.voice import objections_report
 from sla.models import Agreement, CommitmentPeriod
 
-# the figures' layout; a template reading an older archive can tell (2: sales' follow-up)
-FIGURES_VERSION = 2
+# the figures' layout; a template reading an older archive can tell (2: sales' follow-up; 3: the
+# feedback loops: content shared and unused, objections, open flags, win and loss stories)
+FIGURES_VERSION = 3
 TREND_WEEKS = 4
 TOP_REASONS = 8
 WON_LISTED = 20
-# the shared dashboard is still to come: the marketing side page stands in for it
-DASHBOARD_PATH = "/sla/reports/marketing/"
+# the shared dashboard: the KPI page
+DASHBOARD_PATH = "/kpis/"
 
 
 def agreement_timezone(agreement: Agreement) -> str:
@@ -188,6 +193,13 @@ def report_figures(*, week: str, agreement: Agreement, now: datetime) -> dict:
             "rejection_reasons": [asdict(r) for r in reasons],
         },
         "trend": _trend(agreement=agreement, week=full.label, now=now, tz=tz),
+        # the feedback loops between the teams (content/), each from its kpis selector
+        "feedback": {
+            "content": content_report(period=period),
+            "objections": objections_report(period=period),
+            "flags": flags_report(period=period, at=now),
+            "stories": stories_report(period=period),
+        },
         "won": {
             "count": won_count,
             "value": _money(won_value),

@@ -37,7 +37,7 @@ def _row_counts() -> dict[str, int]:
     return {
         model._meta.label: model.objects.count()
         for model in apps.get_models()
-        if model._meta.app_label in ("leads", "sla", "kpis")
+        if model._meta.app_label in ("leads", "sla", "kpis", "content")
     }
 
 

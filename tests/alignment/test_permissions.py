@@ -28,6 +28,11 @@ EXPECTED = {
     Action.WEBHOOKS_MANAGE: "000010",
     Action.GOAL_MANAGE: "010110",
     Action.CONTENT_MANAGE: "110010",
+    Action.CONTENT_REQUEST: "111110",
+    Action.OBJECTION_LOG: "001110",
+    Action.FLAG_RAISE: "001110",
+    Action.FLAG_RESOLVE: "110010",
+    Action.STORY_RECORD: "001110",
 }
 ORDER = ["marketer", "marketing_manager", "rep", "sales_manager", "admin", "outsider"]
 

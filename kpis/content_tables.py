@@ -1,0 +1,7 @@
+"""(being built)"""
+
+from kpis.tables import Table
+
+
+def content_tables(*, period, source_id=None, campaign_id=None) -> list[Table]:
+    return []
