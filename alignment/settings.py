@@ -299,6 +299,8 @@ OUTBOX_REACTIONS: dict[str, list[str]] = {
         "kpis.rollups.services.stays_reaction",
     ],
     "touchpoint.recorded[sales]": ["sla.clocks.services.clock_reaction"],
+    # a content download naming a library asset links it to the asset (an "engaged" use)
+    "touchpoint.recorded[content]": ["content.sharing.asset_engaged_reaction"],
     # every event type: one signed webhook delivery per subscribed endpoint (alignment.webhooks)
     "*": ["alignment.webhooks.services.webhooks_reaction"],
 }

@@ -18,7 +18,8 @@ from alignment.lib.errors import DomainError
 from alignment.models import User
 from alignment.permissions import Action, require
 from content.models import Asset, AssetKind, FunnelStage
-from leads.models import Campaign
+from leads.events import event_record
+from leads.models import Campaign, EventType
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +192,29 @@ def asset_create(*, by: User, data: dict[str, Any], upload: UploadedFile | None 
     with transaction.atomic():
         _attach(asset, upload)
         asset.save()
+        event_record(
+            type=EventType.ASSET_CREATED,
+            lead=None,
+            by=by,
+            payload={
+                "asset_id": asset.pk,
+                "title": asset.title,
+                "kind": asset.kind,
+                "funnel_stage": asset.funnel_stage,
+            },
+        )
     return asset
+
+
+# what asset.updated names as changed: the fields of ASSET_FIELDS, and "file" for a new upload
+_COMPARED = (*(f for f in ASSET_FIELDS if f != "campaign"), "campaign_id", "file")
+
+
+def _state(asset: Asset) -> dict[str, Any]:
+    return {
+        name.removesuffix("_id"): (asset.file.name if name == "file" else getattr(asset, name))
+        for name in _COMPARED
+    }
 
 
 def asset_update(
@@ -209,6 +232,7 @@ def asset_update(
             )
     with transaction.atomic():
         locked = Asset.objects.select_for_update().get(pk=asset.pk)
+        before = _state(locked)
         old_file = locked.file.name if locked.file else ""
         for field, value in clean.items():
             setattr(locked, field, value)
@@ -220,6 +244,17 @@ def asset_update(
         _one_of(locked)
         locked.updated_at = timezone.now()
         locked.save()
+        after = _state(locked)
+        event_record(
+            type=EventType.ASSET_UPDATED,
+            lead=None,
+            by=by,
+            payload={
+                "asset_id": locked.pk,
+                "title": locked.title,
+                "changed": [name for name in after if after[name] != before[name]],
+            },
+        )
         replaced = old_file and old_file != (locked.file.name if locked.file else "")
         if replaced:
             storage, name = locked.file.storage, old_file

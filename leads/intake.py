@@ -25,6 +25,7 @@ from leads.models import (
     EventType,
     Lead,
     Source,
+    TouchpointKind,
     normalise_email,
     normalise_key,
 )
@@ -213,6 +214,19 @@ def intake_keys(data: dict[str, Any]) -> tuple[str | None, str | None]:
         except ValidationError:
             raise DomainError(f"“{email}” is not a valid email address.", field="email") from None
     return email, external_id
+
+
+# the metadata keys by which a content download names a library asset (content.sharing reads them)
+CONTENT_ASSET_KEYS = ("asset_id", "asset_url", "url")
+
+
+def touchpoint_names_content(kind: str, metadata: dict | None) -> bool:
+    """Whether a touchpoint may name a library asset the lead engaged with: its
+    touchpoint.recorded event then carries `"content": true`, so that only those queue the
+    content reaction (settings.OUTBOX_REACTIONS["touchpoint.recorded[content]"])."""
+    return kind == TouchpointKind.CONTENT_DOWNLOAD and any(
+        (metadata or {}).get(key) not in (None, "") for key in CONTENT_ASSET_KEYS
+    )
 
 
 @dataclass

@@ -33,6 +33,7 @@ from leads.intake import (  # noqa: F401  (the services' one entry point)
     lead_update,
     lead_updated_event,
     source_for,
+    touchpoint_names_content,
 )
 from leads.lifecycle import (  # noqa: F401
     ALLOWED_MOVES,
@@ -147,6 +148,7 @@ def touchpoint_record(
             "campaign_id": touchpoint.campaign_id,
             "sales": is_sales,
             **({"first_sales_touch": True} if first_touch else {}),
+            **({"content": True} if touchpoint_names_content(kind, metadata) else {}),
         },
     )
     if first_touch:

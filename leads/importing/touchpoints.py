@@ -33,6 +33,7 @@ from leads.importing.upsert import (
     leads_locked,
     leads_upsert_bulk,
 )
+from leads.intake import touchpoint_names_content
 from leads.lifecycle import qualify_if_crossing
 from leads.models import (
     FIRST_TOUCH_KINDS,
@@ -340,6 +341,7 @@ def _round(
                     "campaign_id": tp.campaign_id,
                     "sales": tp.kind in SALES_TOUCHPOINT_KINDS,
                     **({"first_sales_touch": True} if r.first_touch else {}),
+                    **({"content": True} if touchpoint_names_content(tp.kind, tp.metadata) else {}),
                 },
                 actor_id=by.pk if by is not None else None,
                 system=system,
