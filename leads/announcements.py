@@ -9,13 +9,14 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from alignment.lib.keyset import keyset_after, keyset_order
 from alignment.lib.money import format_money
 from alignment.models import MARKETING_ROLES, User
+from content.models import DealStory, StoryOutcome
 from leads.models import Announcement, Campaign, Lead, LeadEvent, Stage
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class Win:
     won_at: datetime
     deal_value: Decimal | None
     announcement: Announcement | None
+    story: DealStory | None = None  # why it was won, as the rep told it
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,13 +200,26 @@ def wins_page(
     if older_than is not None:
         qs = keyset_after(qs, "won_at", *older_than, descending=True)
     qs = keyset_order(qs, "won_at", descending=True)
+    # the story of the lead's latest win, by id in the same query; the stories themselves (with
+    # reasons and content) only when a row has one: a fixed number of queries either way
+    latest_story = DealStory.objects.filter(lead=OuterRef("pk"), outcome=StoryOutcome.WON)
+    qs = qs.annotate(
+        win_story_id=Subquery(latest_story.order_by("-closed_at", "-id").values("id")[:1])
+    )
     rows = list(qs.select_related("owner", "source", "campaign", "announcement")[: size + 1])
+    story_ids = [lead.win_story_id for lead in rows[:size] if lead.win_story_id]
+    stories = (
+        DealStory.objects.prefetch_related("reasons", "assets").in_bulk(story_ids)
+        if story_ids
+        else {}
+    )
     wins = [
         Win(
             lead=lead,
             won_at=lead.won_at,
             deal_value=lead.deal_value,
             announcement=getattr(lead, "announcement", None),
+            story=stories.get(lead.win_story_id),
         )
         for lead in rows[:size]
     ]
