@@ -1,1 +1,1 @@
-"""(being built)"""
+"""Content requests: sales asks marketing for content that does not exist yet."""
