@@ -37,7 +37,10 @@ class TouchpointItemSerializer(serializers.Serializer):
     campaign = described("A campaign id (a number) or its utm_campaign.")
     metadata = described(
         "An object: anything about the touch (page, subject...); `utm_campaign` here links the "
-        "campaign when `campaign` is not given. Scoring rules may read it."
+        "campaign when `campaign` is not given. Scoring rules may read it. On a "
+        "`content_download`, `asset_id` (a content library asset's id) or `url` / `asset_url` "
+        "(the asset's link, or its file address /content/{id}/file/) links the download to the "
+        "asset: a `content.engaged` event follows."
     )
 
 
