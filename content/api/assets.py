@@ -7,7 +7,12 @@ lead's rep or a sales manager), as in the app. A key acting as nobody may read o
 
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -30,6 +35,29 @@ READ = ("content:read",)
 WRITE = ("content:write",)
 ORDER = Keyset("-updated_at")
 MAX_SUGGESTIONS = 20
+# a query parameter with choices is one of them or left out (an empty value is a 400)
+CHOICE_PARAMS = ("stage", "kind", "sales_ready")
+
+
+def _code_schema(choices) -> dict:
+    codes = "|".join(choices.values)
+    return {
+        "type": "string",
+        "pattern": f"^({codes})$",
+        "description": f"One of: {', '.join(choices.values)}.",
+    }
+
+
+# codes documented as a pattern rather than an enum component (the enum names "kind" and
+# "funnel_stage" are taken by other choice sets); content.services checks the value
+@extend_schema_field(_code_schema(AssetKind))
+class AssetKindField(serializers.CharField):
+    pass
+
+
+@extend_schema_field(_code_schema(FunnelStage))
+class FunnelStageField(serializers.CharField):
+    pass
 
 
 # --- what the API answers -------------------------------------------------------------------------
@@ -43,6 +71,8 @@ class AssetSerializer(serializers.ModelSerializer):
     link = serializers.SerializerMethodField(
         help_text="Where the asset is opened: its url, or its file's address."
     )
+    kind = AssetKindField()
+    funnel_stage = FunnelStageField()
 
     class Meta:
         model = Asset
@@ -107,10 +137,10 @@ class SuggestionsSerializer(serializers.Serializer):
 
 
 class AssetQuerySerializer(serializers.Serializer):
-    stage = serializers.ChoiceField(choices=FunnelStage.values, required=False)
+    stage = serializers.ChoiceField(choices=FunnelStage.choices, required=False)
     industry = serializers.CharField(required=False, max_length=100, allow_blank=True)
     persona = serializers.CharField(required=False, max_length=100, allow_blank=True)
-    kind = serializers.ChoiceField(choices=AssetKind.values, required=False)
+    kind = serializers.ChoiceField(choices=AssetKind.choices, required=False)
     sales_ready = serializers.ChoiceField(
         choices=["true", "false"], required=False, help_text="true or false; both if left out."
     )
@@ -119,6 +149,14 @@ class AssetQuerySerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 50},
+            {"type": "string", "description": "Words separated by commas."},
+        ]
+    }
+)
 class TagsField(serializers.Field):
     """A list of words, or one string of words separated by commas (as a form sends it)."""
 
@@ -139,8 +177,8 @@ class TagsField(serializers.Field):
 
 class AssetWriteSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200)
-    kind = serializers.ChoiceField(choices=AssetKind.values)
-    funnel_stage = serializers.ChoiceField(choices=FunnelStage.values)
+    kind = AssetKindField(max_length=32)
+    funnel_stage = FunnelStageField(max_length=16)
     personas = TagsField(
         required=False,
         help_text='Job titles it is for: ["cfo", "it manager"] (or "CFO, IT manager").',
@@ -247,6 +285,11 @@ class AssetListView(GenericAPIView):
     )
     def get(self, request):
         require_team_member(request)
+        blank = [name for name in CHOICE_PARAMS if request.query_params.get(name, None) == ""]
+        if blank:
+            raise serializers.ValidationError(
+                {name: ["Leave it out, or pick one."] for name in blank}
+            )
         query = AssetQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = dict(query.validated_data)
