@@ -51,6 +51,17 @@ _comments_keyset = Keyset("id")
 # --- serializers ---------------------------------------------------------------------------------
 
 
+class TextField(serializers.CharField):
+    """Text, and only text: a number or a list is refused, not turned into a string."""
+
+    default_error_messages = {"not_text": "Write it as text."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text")
+        return super().to_internal_value(data)
+
+
 class ContentRequestSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     title = serializers.CharField()
@@ -58,7 +69,7 @@ class ContentRequestSerializer(serializers.Serializer):
     funnel_stage = serializers.CharField(help_text="awareness, consideration, decision or empty.")
     persona = serializers.CharField()
     industry = serializers.CharField()
-    status = serializers.ChoiceField(choices=RequestStatus.choices)
+    status = serializers.CharField(help_text="open, planned, done or declined.")
     status_note = serializers.CharField(help_text="Marketing's last note (why declined, when).")
     asset_id = serializers.IntegerField(
         allow_null=True, help_text="The asset that answers it (done)."
@@ -79,18 +90,18 @@ class ContentRequestPageSerializer(serializers.Serializer):
 
 
 class ContentRequestCreateSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=TITLE_MAX)
-    details = serializers.CharField(max_length=DETAILS_MAX, required=False, allow_blank=True)
+    title = TextField(max_length=TITLE_MAX)
+    details = TextField(max_length=DETAILS_MAX, required=False, allow_blank=True)
     funnel_stage = serializers.ChoiceField(
         choices=FunnelStage.choices, required=False, allow_blank=True
     )
-    persona = serializers.CharField(max_length=TAG_MAX, required=False, allow_blank=True)
-    industry = serializers.CharField(max_length=TAG_MAX, required=False, allow_blank=True)
+    persona = TextField(max_length=TAG_MAX, required=False, allow_blank=True)
+    industry = TextField(max_length=TAG_MAX, required=False, allow_blank=True)
 
 
 class ContentRequestPatchSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=RequestStatus.choices)
-    note = serializers.CharField(
+    note = TextField(
         max_length=NOTE_MAX,
         required=False,
         allow_blank=True,
@@ -125,7 +136,7 @@ class CommentPageSerializer(serializers.Serializer):
 
 
 class CommentCreateSerializer(serializers.Serializer):
-    body = serializers.CharField(max_length=COMMENT_MAX)
+    body = TextField(max_length=COMMENT_MAX)
 
 
 REQUEST_EXAMPLE = {

@@ -3,6 +3,7 @@ to ask) and /content/requests/<id>/ (details, the comment thread, marketing's de
 write goes through content.requests.services; a refusal becomes a form error on the page."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -159,6 +160,8 @@ def request_comment(request, pk: int):
 @require_POST
 def request_status(request, pk: int):
     item = _item(pk)
+    if not can(request.user, Action.CONTENT_MANAGE):
+        raise PermissionDenied("Only marketing (and admins) plan, finish and decline requests.")
     form = StatusForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
