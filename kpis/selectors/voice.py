@@ -6,13 +6,13 @@ Filters: `source_id` is the lead's current source; `campaign_id` is the campaign
 was logged under (the lead's campaign at that moment, kept on the row), and so is the campaign
 segment. The industry and company size segments read the lead as it is now. Shares are percents
 of the segment's own total (of the whole period when there is no segment), rounded to 0.1.
-Competitor names are counted case-insensitively (shown in the spelling that sorts first), so
-"Acme" and "ACME" are one competitor.
+Competitor names are counted case-insensitively (shown in their most used spelling), so "Acme"
+and "ACME" are one competitor.
 """
 
 from dataclasses import dataclass
 
-from django.db.models import Case, CharField, Count, IntegerField, Min, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Count, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce, Lower, Trim
 
 from content.models import Objection, ObjectionCategory
@@ -154,19 +154,28 @@ def objection_competitors(
     limit: int = TOP_COMPETITORS,
 ) -> list[CompetitorRow]:
     """The competitors named in the period's objections (any category), most named first."""
-    qs = (
+    spellings = (
         objections_in(
             period=period, source_id=source_id, campaign_id=campaign_id, category=category
         )
         .exclude(competitor="")
-        .annotate(key=Lower("competitor"))
+        .values("competitor")
+        .annotate(count=Count("id"))
+        .order_by()
     )
-    grouped = list(qs.values("key").annotate(name=Min("competitor"), count=Count("id")).order_by())
-    named = sum(g["count"] for g in grouped)
-    grouped.sort(key=lambda g: (-g["count"], g["key"]))
+    counts: dict[str, int] = {}
+    best: dict[str, tuple[int, str]] = {}  # the most used spelling (ties: the first in order)
+    for row in spellings:
+        name, count = row["competitor"], row["count"]
+        key = name.casefold()
+        counts[key] = counts.get(key, 0) + count
+        if key not in best or (-count, name) < (-best[key][0], best[key][1]):
+            best[key] = (count, name)
+    named = sum(counts.values())
+    ranked = sorted(counts, key=lambda k: (-counts[k], k))
     return [
-        CompetitorRow(name=g["name"], count=g["count"], share=_share(g["count"], named))
-        for g in grouped[:limit]
+        CompetitorRow(name=best[k][1], count=counts[k], share=_share(counts[k], named))
+        for k in ranked[:limit]
     ]
 
 
