@@ -28,7 +28,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from alignment.lib.errors import DomainError
+from alignment.lib.errors import DomainError, PermissionDenied
 from alignment.models import MARKETING_ROLES, Role, User
 from alignment.notifications import notify
 from alignment.permissions import Action, can, require
@@ -80,7 +80,7 @@ def may_raise(*, lead: Lead, user: User | None) -> bool:
 def _raise_check(*, lead: Lead, by: User | None) -> None:
     require(by, Action.FLAG_RAISE)
     if by.effective_role == Role.SALES_REP and lead.owner_id != by.pk:
-        raise DomainError(
+        raise PermissionDenied(
             f"{lead.display_name} is not assigned to you; its owner or a sales manager flags it."
         )
 
@@ -231,7 +231,7 @@ def flag_comment(*, flag: LeadFlag, by: User | None, body) -> FlagMessage:
         locked = _locked(flag)
         lead = Lead.objects.select_related("campaign").get(pk=locked.lead_id)
         if not may_comment(flag=locked, lead=lead, user=by):
-            raise DomainError(
+            raise PermissionDenied(
                 "Only the people on this flag (the lead's owner, the campaign's marketing owner, "
                 "whoever flagged it), marketing, sales managers and admins write in its thread."
             )
@@ -294,7 +294,9 @@ def flag_reopen(*, flag: LeadFlag, by: User | None, body) -> FlagMessage:
     with transaction.atomic():
         locked = _locked(flag)
         if not may_reopen(flag=locked, user=by):
-            raise DomainError("Whoever flagged the lead, a sales manager or an admin reopens it.")
+            raise PermissionDenied(
+                "Whoever flagged the lead, a sales manager or an admin reopens it."
+            )
         if locked.status == FlagStatus.OPEN:
             raise DomainError("This flag is open: write in its thread.")
         lead = Lead.objects.select_related("campaign").get(pk=locked.lead_id)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from statistics import median
 
 from django.db.models import Count, Q
+from django.urls import reverse
 
 from content.models import FlagOutcome, FlagStatus, LeadFlag
 from kpis.selectors.periods import Period
@@ -79,10 +80,13 @@ def flags_report(*, period: Period, at: datetime) -> dict:
     """The weekly report's "Open lead flags": JSON-ready (ints, strs, lists, None)."""
     total = open_flags_qs(at=at).count()
     oldest = open_flags(at=at, limit=OLDEST)
+    counts = flag_counts(period=period)
     return {
         "open": total,
         "oldest_age_days": oldest[0].age_days if oldest else None,
-        **flag_counts(period=period),
+        **counts,
+        "resolved_outcomes": [o for o in counts["outcomes"] if o["count"]],
+        "list_url": reverse("content:flags"),
         "oldest": [
             {
                 "flag_id": o.flag.pk,
@@ -92,6 +96,7 @@ def flags_report(*, period: Period, at: datetime) -> dict:
                 "reason_label": o.flag.get_reason_display(),
                 "age_days": o.age_days,
                 "flagger": str(o.flag.raised_by) if o.flag.raised_by else "",
+                "url": reverse("leads:detail", args=[o.flag.lead_id]) + f"#flag-{o.flag.pk}",
             }
             for o in oldest
         ],
