@@ -2,7 +2,7 @@
 how many of the period's closes have a story at all."""
 
 from content.models import StoryOutcome
-from kpis.selectors.stories import DealReasons, deal_reasons
+from kpis.selectors.stories import DealReasons, deal_reasons_by
 from kpis.tables import COUNT, PERCENT, TEXT, Table, pct
 
 HONEST = "Be honest about how we closed the deal: a reason no one writes down is one we cannot fix."
@@ -43,11 +43,12 @@ def _table(result: DealReasons, *, heading: str) -> Table:
 
 def story_tables(*, period, source_id=None, campaign_id=None) -> list[Table]:
     filters = {"source_id": source_id, "campaign_id": campaign_id}
+    found = {
+        outcome: deal_reasons_by(period=period, outcome=outcome, **filters)
+        for outcome in (StoryOutcome.WON, StoryOutcome.LOST)
+    }
     return [
-        _table(
-            deal_reasons(period=period, outcome=outcome, group_by=group, **filters),
-            heading=heading,
-        )
+        _table(found[outcome][group], heading=heading)
         for group, heading in (("source", "Source"), ("campaign", "Campaign"))
         for outcome in (StoryOutcome.WON, StoryOutcome.LOST)
     ]

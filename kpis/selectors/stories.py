@@ -10,8 +10,7 @@ gave that reason."""
 from collections import Counter
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Q
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Count, F, Q, When
 
 from content.models import DealStory, StoryOutcome
 from kpis.selectors.periods import Period
@@ -63,21 +62,34 @@ def _filtered_stories(*, period: Period, outcome: str, source_id=None, campaign_
     return qs
 
 
+def _closes(*, period: Period, outcome: str, source_id=None, campaign_id=None):
+    """The period's moves to `outcome`, each with the source and campaign it counts under: its
+    story's snapshot when told, else its lead's current ones."""
+    qs = StageChange.objects.filter(
+        to_stage=outcome, at__gte=period.start, at__lt=period.end
+    ).annotate(
+        g_source=Case(
+            When(story__isnull=False, then=F("story__source_id")), default=F("lead__source_id")
+        ),
+        g_campaign=Case(
+            When(story__isnull=False, then=F("story__campaign_id")),
+            default=F("lead__campaign_id"),
+        ),
+    )
+    if source_id is not None:
+        qs = qs.filter(g_source=source_id)
+    if campaign_id is not None:
+        qs = qs.filter(g_campaign=campaign_id)
+    return qs
+
+
 def story_coverage(
     *, period: Period, outcome: str, source_id: int | None = None, campaign_id: int | None = None
 ) -> Coverage:
     """The period's closes of this outcome and how many have a story (one query)."""
-    qs = StageChange.objects.filter(to_stage=outcome, at__gte=period.start, at__lt=period.end)
-    if source_id is not None or campaign_id is not None:
-        qs = qs.annotate(
-            g_source=Coalesce(F("story__source_id"), F("lead__source_id")),
-            g_campaign=Coalesce(F("story__campaign_id"), F("lead__campaign_id")),
-        )
-        if source_id is not None:
-            qs = qs.filter(g_source=source_id)
-        if campaign_id is not None:
-            qs = qs.filter(g_campaign=campaign_id)
-    counts = qs.aggregate(closes=Count("id"), with_story=Count("story"))
+    counts = _closes(
+        period=period, outcome=outcome, source_id=source_id, campaign_id=campaign_id
+    ).aggregate(closes=Count("id"), with_story=Count("story"))
     return Coverage(
         closes=counts["closes"],
         with_story=counts["with_story"],
@@ -89,6 +101,64 @@ def _labels(ids) -> dict[int, tuple[str, str]]:
     return {r.pk: (r.code, r.label) for r in Reason.objects.filter(pk__in=set(ids))}
 
 
+def deal_reasons_by(
+    *,
+    period: Period,
+    outcome: str,
+    group_bys: tuple[str, ...] = ("source", "campaign"),
+    source_id: int | None = None,
+    campaign_id: int | None = None,
+) -> dict[str, DealReasons]:
+    """deal_reasons for several groupings at once: two queries (the closes by source and
+    campaign, the reasons by source and campaign), and the names of what they found."""
+    if outcome not in StoryOutcome.values:
+        raise ValueError(f"outcome is won or lost, not {outcome!r}")
+    filters = {"source_id": source_id, "campaign_id": campaign_id}
+    closes = list(
+        _closes(period=period, outcome=outcome, **filters)
+        .order_by()
+        .values("g_source", "g_campaign")
+        .annotate(closes=Count("id"), stories=Count("story"))
+    )
+    stories = _filtered_stories(period=period, outcome=outcome, **filters)
+    counts = list(
+        DealStory.reasons.through.objects.filter(dealstory__in=stories)
+        .values("dealstory__source_id", "dealstory__campaign_id", "reason_id")
+        .annotate(n=Count("id"))
+    )
+    closed = sum(c["closes"] for c in closes)
+    told = sum(c["stories"] for c in closes)
+    coverage = Coverage(closes=closed, with_story=told, share=_share(told, closed))
+    labels = _labels(r["reason_id"] for r in counts) if counts else {}
+    results = {}
+    for group_by in group_bys:
+        model, unknown = GROUPS[group_by]
+        field = f"{group_by}_id"
+        totals: Counter = Counter()
+        for c in closes:
+            totals[c[f"g_{group_by}"]] += c["stories"]
+        by_reason: Counter = Counter()
+        for r in counts:
+            by_reason[(r[f"dealstory__{field}"], r["reason_id"])] += r["n"]
+        group_names = names(model, [g for g, _ in by_reason])
+        rows = [
+            DealReasonRow(
+                group=group_names.get(group) or unknown,
+                reason_code=labels[reason][0],
+                reason=labels[reason][1],
+                count=n,
+                stories=totals[group],
+                share=_share(n, totals[group]),
+            )
+            for (group, reason), n in by_reason.items()
+        ]
+        rows.sort(key=lambda r: (-r.stories, r.group, -r.count, r.reason))
+        results[group_by] = DealReasons(
+            outcome=outcome, group_by=group_by, rows=rows, coverage=coverage
+        )
+    return results
+
+
 def deal_reasons(
     *,
     period: Period,
@@ -97,41 +167,19 @@ def deal_reasons(
     source_id: int | None = None,
     campaign_id: int | None = None,
 ) -> DealReasons:
-    """The reasons of the period's won (or lost) deals by source or campaign: each group's
-    stories, and per reason how many of them gave it; the biggest groups first, then the most
-    frequent reasons. Four queries whatever the number of deals."""
-    if outcome not in StoryOutcome.values:
-        raise ValueError(f"outcome is won or lost, not {outcome!r}")
-    model, unknown = GROUPS[group_by]
-    field = f"{group_by}_id"
-    stories = _filtered_stories(
-        period=period, outcome=outcome, source_id=source_id, campaign_id=campaign_id
-    )
-    totals = {r[field]: r["n"] for r in stories.order_by().values(field).annotate(n=Count("id"))}
-    through = DealStory.reasons.through.objects.filter(dealstory__in=stories)
-    counts = through.values(f"dealstory__{field}", "reason_id").annotate(n=Count("id"))
-    labels = _labels(r["reason_id"] for r in counts)
-    group_names = names(model, totals)
-    rows = [
-        DealReasonRow(
-            group=group_names.get(r[f"dealstory__{field}"]) or unknown,
-            reason_code=labels[r["reason_id"]][0],
-            reason=labels[r["reason_id"]][1],
-            count=r["n"],
-            stories=totals[r[f"dealstory__{field}"]],
-            share=_share(r["n"], totals[r[f"dealstory__{field}"]]),
-        )
-        for r in counts
-    ]
-    rows.sort(key=lambda r: (-r.stories, r.group, -r.count, r.reason))
-    return DealReasons(
+    """The reasons of the period's won (or lost) deals by source or campaign (by close time):
+    each group's stories, and per reason how many of them gave it (its share of the group's
+    stories); the groups with most stories first, then the most frequent reasons. With the
+    coverage: the period's closes and how many have a story."""
+    if group_by not in GROUPS:
+        raise ValueError(f"group_by is source or campaign, not {group_by!r}")
+    return deal_reasons_by(
+        period=period,
         outcome=outcome,
-        group_by=group_by,
-        rows=rows,
-        coverage=story_coverage(
-            period=period, outcome=outcome, source_id=source_id, campaign_id=campaign_id
-        ),
-    )
+        group_bys=(group_by,),
+        source_id=source_id,
+        campaign_id=campaign_id,
+    )[group_by]
 
 
 def top_reasons(*, period: Period, outcome: str, limit: int = TOP) -> list[dict]:
