@@ -257,6 +257,7 @@ def content_report(*, period: Period) -> dict:
             "total": unused.total,
             "share": unused.share,
             "titles": [a.title for a in unused.assets],
+            "more": unused.unused - len(unused.assets),  # unused ones not listed
         },
         "requests": [
             {"id": r.pk, "title": r.title, "votes": r.vote_count}

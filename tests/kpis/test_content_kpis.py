@@ -183,7 +183,7 @@ def test_the_report_section_is_json_ready(week):
             {"asset_id": case, "title": "Case study", "shares": 2, "leads_engaged": 3},
             {"asset_id": deck, "title": "Deck", "shares": 2, "leads_engaged": 0},
         ],
-        "unused": {"count": 1, "total": 3, "share": 33.3, "titles": ["One-pager"]},
+        "unused": {"count": 1, "total": 3, "share": 33.3, "titles": ["One-pager"], "more": 0},
         "requests": [
             {"id": report["requests"][0]["id"], "title": "Banking case", "votes": 7},
             {"id": report["requests"][1]["id"], "title": "ROI calculator", "votes": 4},
