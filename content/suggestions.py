@@ -53,8 +53,15 @@ class Suggestion:
     shared_at: datetime | None = None
 
 
-def _persona_in(persona: str, title: str) -> bool:
-    return bool(re.search(rf"(?<!\w){re.escape(persona)}(?!\w)", title))
+def _persona_in(persona: str, title: str) -> str:
+    """The words of `title` that are `persona` (as the title spells them), or ""."""
+    folded = title.casefold()
+    found = re.search(rf"(?<!\w){re.escape(persona)}(?!\w)", folded)
+    if found is None:
+        return ""
+    if len(folded) != len(title):  # casefolding changed the length: name the persona instead
+        return persona
+    return title[found.start() : found.end()]
 
 
 def _answer_reasons(lead: Lead) -> dict[int, str]:
@@ -115,7 +122,7 @@ def _helped_wins(lead: Lead, asset_ids: list[int]) -> dict[int, int]:
 def suggested_assets(*, lead: Lead, limit: int = 5) -> list[Suggestion]:
     """The best `limit` sales-ready assets for this lead (see the module's docstring)."""
     industry = lead.industry.strip().casefold()
-    title = lead.title.casefold()
+    title = lead.title.strip()
     funnel = STAGE_FUNNEL.get(lead.stage)
     answers = _answer_reasons(lead)
     matched: list[tuple[Asset, list[str]]] = []
@@ -123,9 +130,9 @@ def suggested_assets(*, lead: Lead, limit: int = 5) -> list[Suggestion]:
         reasons = []
         if industry and industry in asset.industries:
             reasons.append(f"for {lead.industry.strip()}")
-        personas = [p for p in asset.personas if p and _persona_in(p, title)]
+        personas = [found for p in asset.personas if p and (found := _persona_in(p, title))]
         if personas:
-            reasons.append(f"for {lead.title.strip()} ({', '.join(personas)})")
+            reasons.append(f"for {', '.join(personas)}")
         if funnel is not None and asset.funnel_stage == funnel:
             reasons.append(f"fits the {FunnelStage(funnel).label.lower()} stage")
         if asset.pk in answers:

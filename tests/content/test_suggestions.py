@@ -65,7 +65,7 @@ def test_matches_by_industry_persona_stage_and_objection_answer(marketer):
 
     assert set(found) == {"Banking story", "IT deck", "Consideration guide", "Pricing explained"}
     assert found["Banking story"].reasons == ["for Banking"]
-    assert found["IT deck"].reasons == ["for Senior IT Manager (it manager)"]
+    assert found["IT deck"].reasons == ["for IT Manager"]
     assert found["Consideration guide"].reasons == ["fits the consideration stage"]
     assert found["Pricing explained"].reasons == ["answers a price objection"]
     assert {s.score for s in found.values()} == {1}
