@@ -172,6 +172,15 @@ class ObjectionListView(APIView):
     )
     def get(self, request):
         require_team_member(request)
+        blank = [
+            name
+            for name in (*ObjectionFiltersSerializer().fields, "page_size")
+            if name in request.query_params and not request.query_params[name].strip()
+        ]
+        if blank:
+            raise serializers.ValidationError(
+                {name: ["Give a value, or leave the parameter out."] for name in blank}
+            )
         filters = ObjectionFiltersSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         f = filters.validated_data

@@ -89,6 +89,8 @@ def test_the_list_filters_and_pages_newest_first(rep):
         {"cursor": "junk"},
         {"page_size": 0},
         {"campaign": -1},
+        {"until": ""},
+        {"lead": " "},
     ],
 )
 def test_bad_filters_are_400_problems(rep, params):
