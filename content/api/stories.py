@@ -140,6 +140,7 @@ STORY_EXAMPLE = {
     "recorded_by": "rita",
     "recorded_at": "2026-11-30T15:10:00Z",
 }
+FILTERS = ("outcome", "lead", "since", "until")
 FILTER_PARAMETERS = [
     OpenApiParameter("outcome", enum=StoryOutcome.values, required=False),
     OpenApiParameter(
@@ -228,6 +229,13 @@ class StoryListView(APIView):
     )
     def get(self, request):
         require_team_member(request)
+        blank = [
+            name
+            for name in FILTERS
+            if name in request.query_params and not request.query_params[name].strip()
+        ]
+        if blank:
+            raise _invalid(blank[0], "Give a value or leave the parameter out.")
         filters = StoryFiltersSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         f = filters.validated_data

@@ -144,7 +144,12 @@ def test_a_lead_never_closed_has_no_story_to_tell(rep):
 
 def test_bad_filters_are_400s(rep):
     api = client_for(rep)
-    for params in ({"outcome": "maybe"}, {"since": "2026-11-18T09:00:00"}, {"lead": "x"}):
+    for params in (
+        {"outcome": "maybe"},
+        {"since": "2026-11-18T09:00:00"},
+        {"lead": "x"},
+        {"until": ""},
+    ):
         response = api.get(URL, params)
         assert response.status_code == 400 and response.json()["errors"], params
     assert api.get(URL, {"cursor": "nonsense"}).status_code == 400
