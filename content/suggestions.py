@@ -11,7 +11,7 @@ An asset matches a lead by
 An asset that matches on nothing is not suggested. Order: the number of won leads of the same
 industry (any industry when the lead has none; the lead itself not counted) that had a use of the
 asset (shared or engaged) or a win story naming it; then the number of matches; then the newest.
-Six queries whatever the size of the library.
+At most six queries whatever the size of the library.
 """
 
 import re
@@ -124,9 +124,12 @@ def suggested_assets(*, lead: Lead, limit: int = 5) -> list[Suggestion]:
     industry = lead.industry.strip().casefold()
     title = lead.title.strip()
     funnel = STAGE_FUNNEL.get(lead.stage)
+    ready = list(Asset.objects.filter(sales_ready=True).order_by("-created_at", "-id"))
+    if not ready:
+        return []  # an empty library costs the lead page one query
     answers = _answer_reasons(lead)
     matched: list[tuple[Asset, list[str]]] = []
-    for asset in Asset.objects.filter(sales_ready=True).order_by("-created_at", "-id"):
+    for asset in ready:
         reasons = []
         if industry and industry in asset.industries:
             reasons.append(f"for {lead.industry.strip()}")
