@@ -4,7 +4,6 @@ content/: `{% lead_objections lead user as v %}` (the lead page's card),
 queue's one-step form), `{% home_voice as hv %}` (marketing's home)."""
 
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from django import template
 from django.utils import timezone
@@ -14,7 +13,7 @@ from content.models import Objection, ObjectionCategory
 from content.voice.forms import ObjectionLogForm
 from content.voice.services import may_log_objection
 from kpis.selectors.goals import goals_timezone
-from kpis.selectors.periods import month_period
+from kpis.selectors.periods import iso_week_of, iso_week_period
 from kpis.selectors.voice import CategoryRow, objection_categories, recent_objections
 from leads.models import Lead
 
@@ -65,10 +64,11 @@ class HomeVoice:
 
 @register.simple_tag
 def home_voice() -> HomeVoice:
-    """This month's top categories and latest quotes (the month in the agreement's zone)."""
+    """This week's top categories and latest quotes (the ISO week in the agreement's zone, as
+    the rest of marketing's home)."""
     now = timezone.now()
     tz = goals_timezone()
-    period = month_period(now.astimezone(ZoneInfo(tz)).strftime("%Y-%m"), tz=tz).until(now)
+    period = iso_week_period(iso_week_of(now, tz=tz), tz=tz).until(now)
     categories = objection_categories(period=period)
     return HomeVoice(
         label=period.label,

@@ -287,7 +287,7 @@ def test_a_draft_or_junk_answer_is_a_message_and_sales_are_refused(client, marke
 # --- the marketing home, the KPI page, the weekly report ------------------------------------------
 
 
-def test_the_marketing_home_shows_this_months_top_categories_and_quotes(client, marketer, heard):
+def test_the_marketing_home_shows_this_weeks_top_categories_and_quotes(client, marketer, heard):
     client.force_login(marketer)
     body = client.get("/").content.decode()
     section = body[body.index('id="home-voice"') :]
@@ -297,7 +297,7 @@ def test_the_marketing_home_shows_this_months_top_categories_and_quotes(client, 
 def test_the_marketing_home_says_when_nothing_was_logged(client, marketer):
     client.force_login(marketer)
     body = client.get("/").content.decode()
-    assert 'id="home-voice"' in body and "no question or objection this month" in body
+    assert 'id="home-voice"' in body and "no question or objection this week" in body
 
 
 def test_the_kpi_page_has_the_objection_tables_and_their_csv(client, marketer, heard):
