@@ -26,7 +26,11 @@ class LibraryFilterForm(forms.Form):
         self.fields["ready"].initial = self.ready_default
 
     def asset_filter(self) -> AssetFilter:
-        data = self.cleaned_data if self.is_valid() else {}
+        data: dict = {}
+        if self.is_bound:
+            # a value that is not valid is left out (and named on the form); the others filter
+            self.full_clean()
+            data = self.cleaned_data
         ready = data.get("ready") or self.ready_default
         return AssetFilter(
             stage=data.get("stage", ""),

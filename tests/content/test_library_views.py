@@ -71,6 +71,7 @@ def test_marketing_sees_everything_and_may_add(client, marketer, library):
         ("q=story", ["Bank story"]),
         ("ready=yes&industry=banking", ["Bank story"]),
         ("stage=later", ["Bank story", "Retail deck", "Bank draft"]),  # a bad value: ignored
+        ("stage=later&kind=deck", ["Retail deck"]),  # the others still filter
     ],
 )
 def test_filters(client, marketer, library, query, titles):
