@@ -131,7 +131,7 @@ def content_usage(
     asset_id: int | None = None,
 ) -> ContentUsage:
     """Shares, engagement and touched closes per asset (see the module doc), and the baseline.
-    `asset_id` keeps one asset's row (the baseline stays the whole library's). At most 5 queries."""
+    `asset_id` keeps one asset's row (the baseline stays the whole library's). 5 queries."""
     filters = {"source_id": source_id, "campaign_id": campaign_id}
     uses = _uses_in(period, **filters)
     shared, engaged = Q(kind=AssetUseKind.SHARED), Q(kind=AssetUseKind.ENGAGED)
@@ -155,17 +155,16 @@ def content_usage(
     )
     # each closed lead's first use of each asset
     first_use: dict[int, dict[int, datetime]] = defaultdict(dict)
-    if closes:
-        rows = (
-            AssetUse.objects.filter(
-                lead_id__in=_closed_opportunities(period, **filters).values("lead_id")
-            )
-            .values("lead_id", "asset_id")
-            .annotate(first=Min("occurred_at"))
-            .order_by()
+    rows = (
+        AssetUse.objects.filter(
+            lead_id__in=_closed_opportunities(period, **filters).values("lead_id")
         )
-        for r in rows:
-            first_use[r["lead_id"]][r["asset_id"]] = r["first"]
+        .values("lead_id", "asset_id")
+        .annotate(first=Min("occurred_at"))
+        .order_by()
+    )
+    for r in rows:
+        first_use[r["lead_id"]][r["asset_id"]] = r["first"]
     touched: dict[int | None, list[tuple[bool, float]]] = defaultdict(list)
     for lead_id, entered_at, left_at, exit_to in closes:
         outcome = (exit_to == Stage.WON, _days(entered_at, left_at))
@@ -175,7 +174,7 @@ def content_usage(
     ids = set(counts) | {a for a in touched if a is not None}
     if asset_id is not None:
         ids &= {asset_id}
-    titles = dict(Asset.objects.filter(pk__in=ids).values_list("pk", "title")) if ids else {}
+    titles = dict(Asset.objects.filter(pk__in=ids).values_list("pk", "title"))
 
     def row(key: int | None, title: str) -> ContentRow:
         c = counts.get(key, {})

@@ -19,6 +19,7 @@ from kpis.selectors.content import content_report, content_unused, content_usage
 from leads.models import Stage, TouchpointKind
 from tests.factories import RepFactory, SourceFactory, TouchpointFactory, UserFactory
 from tests.kpis.history import (
+    W46,
     W47,
     W48,
     new_lead,
@@ -145,7 +146,12 @@ def test_the_next_week_has_only_the_one_pager_share(week):
 def test_usage_costs_a_fixed_number_of_queries(week):
     with CaptureQueriesContext(connection) as queries:
         content_usage(period=W47)
-    assert len(reads(queries)) <= 5
+    with CaptureQueriesContext(connection) as empty:
+        content_usage(period=W46)
+    assert len(reads(queries)) == len(reads(empty)) == 5
+    with CaptureQueriesContext(connection) as unused:
+        content_unused(period=W47)
+    assert len(reads(unused)) == 2
 
 
 def test_unused_sales_ready_assets(week):
