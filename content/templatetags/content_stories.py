@@ -1,14 +1,17 @@
 """`{% lead_story lead user as story %}` (the lead page's right column): the latest close of a won
 or lost lead, its story if told, and the form to tell or change it, so that the leads app's view
-needs nothing from content/."""
+needs nothing from content/. `{% untold_stories user as untold %}` (a rep's home): his closed
+deals still waiting for their story; templates/content/stories_untold.html shows them."""
 
 from dataclasses import dataclass
 
 from django import template
 
 from alignment.models import User
+from alignment.permissions import Action, can
 from content.models import DealStory, StoryOutcome
 from content.stories.forms import StoryForm, story_assets
+from content.stories.selectors import stories_untold
 from content.stories.services import latest_close, may_tell_story
 from leads.models import Lead, Stage, StageChange
 
@@ -58,3 +61,25 @@ def story_card(*, lead: Lead, user: User | None, form: StoryForm | None = None) 
 @register.simple_tag
 def lead_story(lead: Lead | None, user: User | None) -> StoryCard | None:
     return story_card(lead=lead, user=user)
+
+
+# a home card lists this many; the count says how many more
+UNTOLD_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Untold:
+    closes: list[StageChange]
+    count: int
+
+
+@register.simple_tag
+def untold_stories(user: User | None) -> Untold | None:
+    """The user's closed deals without a story (None when he tells no stories or has none)."""
+    if user is None or not getattr(user, "pk", None) or not can(user, Action.STORY_RECORD):
+        return None
+    closes = list(stories_untold(owner=user)[: UNTOLD_SHOWN + 1])
+    if not closes:
+        return None
+    count = len(closes) if len(closes) <= UNTOLD_SHOWN else stories_untold(owner=user).count()
+    return Untold(closes=closes[:UNTOLD_SHOWN], count=count)
