@@ -13,7 +13,14 @@ from leads.lifecycle import (
     move_actor_check,
     move_reasons,
 )
-from leads.models import SALES_TOUCHPOINT_KINDS, Lead, Reason, Stage, TouchpointKind
+from leads.models import (
+    LOGGED_TOUCHPOINT_KINDS,
+    SALES_TOUCHPOINT_KINDS,
+    Lead,
+    Reason,
+    Stage,
+    TouchpointKind,
+)
 from leads.routing import rep_open_leads
 from leads.services import touchpoint_actor_check
 
@@ -119,7 +126,7 @@ class TouchpointForm(forms.Form):
         kwargs.setdefault("auto_id", "id_touchpoint_%s")
         super().__init__(*args, **kwargs)
         kinds, self.refusal = [], ""
-        for kind, label in TouchpointKind.choices:
+        for kind, label in ((k.value, k.label) for k in LOGGED_TOUCHPOINT_KINDS):
             try:
                 touchpoint_actor_check(lead=lead, kind=kind, by=user)
             except DomainError as exc:

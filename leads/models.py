@@ -309,6 +309,13 @@ SALES_TOUCHPOINT_KINDS = frozenset(
         TouchpointKind.CONTENT_SHARED,
     }
 )
+# the kinds a person or a CRM logs as such; content_shared is written only by sharing an asset
+# (content.sharing.asset_share), which links the touchpoint to the asset it shared
+LOGGED_TOUCHPOINT_KINDS = tuple(k for k in TouchpointKind if k != TouchpointKind.CONTENT_SHARED)
+SHARE_ONLY_MESSAGE = (
+    "content_shared is recorded by sharing an asset of the content library (on the lead page, or "
+    "POST /api/v1/assets/{id}/share/), so that it is linked to the asset."
+)
 # a note is written by sales but is not a touch of the lead: it does not stop the SLA clock; nor
 # does sharing content (one click that records a link sent, not a conversation)
 FIRST_TOUCH_KINDS = frozenset(

@@ -19,7 +19,7 @@ from leads.api.bulk import (
 from leads.api.leads import api_actor
 from leads.importing.touchpoints import RECORDED, touchpoints_record_bulk
 from leads.importing.upsert import MAX_ITEMS, check_items
-from leads.models import TouchpointKind
+from leads.models import LOGGED_TOUCHPOINT_KINDS
 
 RESULTS = (RECORDED, "error")
 
@@ -30,7 +30,7 @@ class TouchpointItemSerializer(serializers.Serializer):
     lead_id = described("The lead's id; or name it by external_id or email.")
     external_id = described("The lead's external id.")
     email = described("The lead's email.")
-    kind = described(f"One of: {', '.join(TouchpointKind.values)}.")
+    kind = described(f"One of: {', '.join(LOGGED_TOUCHPOINT_KINDS)}.")
     occurred_at = described(
         "ISO 8601 with an offset; not in the future (5 minutes of clock skew pass)."
     )

@@ -37,7 +37,9 @@ from leads.intake import touchpoint_names_content
 from leads.lifecycle import qualify_if_crossing
 from leads.models import (
     FIRST_TOUCH_KINDS,
+    LOGGED_TOUCHPOINT_KINDS,
     SALES_TOUCHPOINT_KINDS,
+    SHARE_ONLY_MESSAGE,
     Campaign,
     EventType,
     Lead,
@@ -68,7 +70,7 @@ _LOCKED_FIELDS = (
     *SCORE_ATTNAMES,
 )
 _LOCKED_ATTNAMES = tuple(Lead._meta.get_field(name).attname for name in _LOCKED_FIELDS)
-_KINDS = frozenset(TouchpointKind.values)
+_KINDS = frozenset(LOGGED_TOUCHPOINT_KINDS)
 _new_touchpoint = Blank(Touchpoint)
 
 
@@ -107,6 +109,8 @@ def _parse(index: int, item: dict, *, by: User | None, now: datetime) -> _Item:
     if lead_id is None and external_id is None and email is None:
         raise DomainError("Name the lead by lead_id, external_id or email.", field="lead_id")
     kind = item.get("kind")
+    if kind == TouchpointKind.CONTENT_SHARED:
+        raise DomainError(SHARE_ONLY_MESSAGE, field="kind")
     if kind not in _KINDS:
         raise DomainError(f"Unknown touchpoint kind {kind!r}.", field="kind")
     if kind in SALES_TOUCHPOINT_KINDS:

@@ -166,6 +166,23 @@ def test_a_key_acting_as_nobody_may_send_marketing_kinds_only():
     assert list(Touchpoint.objects.values_list("kind", flat=True)) == ["web_visit"]
 
 
+def test_content_shared_is_refused_here_it_is_recorded_by_sharing_an_asset():
+    lead = LeadFactory()
+    client = client_for("touchpoints:write")
+
+    answers = results(
+        post(
+            client,
+            URL,
+            {"touchpoints": [{"lead_id": lead.pk, "kind": "content_shared"}]},
+        )
+    )
+
+    assert answers[0]["result"] == "error"
+    assert "/api/v1/assets/{id}/share/" in answers[0]["errors"]["kind"][0]
+    assert not Touchpoint.objects.exists()
+
+
 def test_a_rep_logs_calls_on_their_own_leads_only_and_the_first_touch_is_stamped(
     monkeypatch, rep, other_rep
 ):
