@@ -111,7 +111,9 @@ def test_bad_input_is_refused_with_its_field(rep, changes, field, message):
 
 
 def test_text_of_exactly_the_limit_is_kept(rep):
-    objection = objection_log(lead=LeadFactory(owner=rep), by=rep, category="other", text="y" * 2000)
+    objection = objection_log(
+        lead=LeadFactory(owner=rep), by=rep, category="other", text="y" * 2000
+    )
     assert len(objection.text) == 2000
 
 
