@@ -332,3 +332,14 @@ def test_the_weekly_report_has_top_objections_and_old_reports_render_without(rep
     _, _, html = report_services.sla_report_render(figures=old)
     assert "Top objections" not in html
     assert timezone.now()  # the render used no clock of its own
+
+
+def test_an_answer_no_longer_sales_ready_is_shown_as_such(client, marketer, heard):
+    answer = ready_asset("Old deck")
+    target = heard["price"]
+    target.answer = answer
+    target.save()
+    Asset.objects.filter(pk=answer.pk).update(sales_ready=False)
+    client.force_login(marketer)
+    body = client.get(VOICE).content.decode()
+    assert f'value="{answer.pk}" selected>Old deck (no longer sales ready)' in body
