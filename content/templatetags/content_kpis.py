@@ -2,7 +2,7 @@
 
 - `{% asset_kpis asset as k %}` (the asset page): its shares, leads engaged and touched closes
   this month so far and over the last 90 days, each beside the "no content" baseline;
-- `{% home_content_kpis as hc %}` (marketing's home): this week's shares and engagement, the
+- `{% home_content_kpis agreement_tz now as hc %}` (marketing's home): this week's shares and engagement, the
   unused share of the sales-ready library, and the open content requests with the most votes.
 
 Periods are cut in the goals' time zone (the agreement's calendar's, else the company's)."""
@@ -17,6 +17,7 @@ from django.utils import timezone
 from content.models import Asset, ContentRequest, RequestStatus
 from kpis.selectors.content import (
     ContentRow,
+    content_shares,
     content_unused,
     content_usage,
     open_requests,
@@ -28,7 +29,8 @@ register = template.Library()
 
 RECENT_DAYS = 90
 HOME_REQUESTS = 3
-HOME_UNUSED = 3
+HOME_UNUSED = 0  # the home shows the counts only
+HOME_TOP = 3
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,17 @@ def asset_kpis(asset: Asset | None) -> dict:
 
 
 @register.simple_tag
-def home_content_kpis() -> dict:
-    now = timezone.now()
-    tz = goals_timezone()
+def home_content_kpis(tz: str = "", now=None) -> dict:
+    """`tz` and `now` as the home view has them (agreement_tz, now); else looked up."""
+    now = now or timezone.now()
+    tz = tz or goals_timezone()
     week = iso_week_period(iso_week_of(now, tz=tz), tz=tz).until(now)
-    usage = content_usage(period=week)
+    shared = content_shares(period=week, limit=HOME_TOP)
     return {
         "week": week,
-        "shares": usage.shares,
-        "leads_engaged": usage.leads_engaged,
-        "top": [r for r in usage.rows if r.shares][:3],
+        "shares": shared.shares,
+        "leads_engaged": shared.leads_engaged,
+        "top": shared.top,
         "unused": content_unused(period=week, limit=HOME_UNUSED),
         "requests": open_requests(limit=HOME_REQUESTS),
         "open_requests": ContentRequest.objects.filter(status=RequestStatus.OPEN).count(),

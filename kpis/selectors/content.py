@@ -199,6 +199,49 @@ def content_usage(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SharedAsset:
+    asset_id: int
+    title: str
+    shares: int
+    leads_engaged: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContentShares:
+    """Shares and engagement only (no closes): marketing's home and the weekly report."""
+
+    shares: int
+    leads_engaged: int
+    top: tuple[SharedAsset, ...]  # the most shared assets, most first
+
+
+def content_shares(*, period: Period, limit: int = TOP_SHARED) -> ContentShares:
+    """The period's shares and engaged leads, and the `limit` most shared assets, counted as
+    content_usage counts them. 2 queries."""
+    uses = _uses_in(period, source_id=None, campaign_id=None)
+    shared, engaged = Q(kind=AssetUseKind.SHARED), Q(kind=AssetUseKind.ENGAGED)
+    totals = uses.aggregate(
+        shares=Count("id", filter=shared), engaged=Count("lead_id", distinct=True, filter=engaged)
+    )
+    top = (
+        uses.values("asset_id", "asset__title")
+        .annotate(
+            shares=Count("id", filter=shared),
+            engaged=Count("lead_id", distinct=True, filter=engaged),
+        )
+        .filter(shares__gt=0)
+        .order_by("-shares", "-engaged", "asset__title", "asset_id")[:limit]
+    )
+    return ContentShares(
+        shares=totals["shares"],
+        leads_engaged=totals["engaged"],
+        top=tuple(
+            SharedAsset(r["asset_id"], r["asset__title"], r["shares"], r["engaged"]) for r in top
+        ),
+    )
+
+
 def content_unused(*, period: Period, limit: int | None = None) -> ContentUnused:
     """The sales-ready assets existing at the period's end that sales did not share in it,
     oldest first (`limit` of them listed; `total` and `unused` count all). 2 queries."""
@@ -236,20 +279,19 @@ def open_requests(*, limit: int) -> list[ContentRequest]:
 
 def content_report(*, period: Period) -> dict:
     """The weekly report's content section, JSON-ready."""
-    usage = content_usage(period=period)
+    shared = content_shares(period=period, limit=TOP_SHARED)
     unused = content_unused(period=period, limit=UNUSED_LISTED)
-    top = [r for r in usage.rows if r.shares][:TOP_SHARED]
     return {
-        "shares": usage.shares,
-        "leads_engaged": usage.leads_engaged,
+        "shares": shared.shares,
+        "leads_engaged": shared.leads_engaged,
         "top_shared": [
             {
-                "asset_id": r.asset_id,
-                "title": r.title,
-                "shares": r.shares,
-                "leads_engaged": r.leads_engaged,
+                "asset_id": a.asset_id,
+                "title": a.title,
+                "shares": a.shares,
+                "leads_engaged": a.leads_engaged,
             }
-            for r in top
+            for a in shared.top
         ],
         "unused": {
             "count": unused.unused,

@@ -15,7 +15,13 @@ from content.models import (
     FunnelStage,
     RequestStatus,
 )
-from kpis.selectors.content import content_report, content_unused, content_usage
+from kpis.selectors.content import (
+    SharedAsset,
+    content_report,
+    content_shares,
+    content_unused,
+    content_usage,
+)
 from leads.models import Stage, TouchpointKind
 from tests.factories import RepFactory, SourceFactory, TouchpointFactory, UserFactory
 from tests.kpis.history import (
@@ -204,3 +210,12 @@ def test_an_engagement_before_the_period_does_not_count_as_engaged(week):
     use(week["deck"], lead, ENGAGED, W47.start)
     deck = next(r for r in content_usage(period=W47).rows if r.title == "Deck")
     assert deck.leads_engaged == 1
+
+
+def test_shares_only_count_as_the_usage_does_in_two_queries(week):
+    with CaptureQueriesContext(connection) as queries:
+        shared = content_shares(period=W47, limit=1)
+    assert len(reads(queries)) == 2
+    assert (shared.shares, shared.leads_engaged) == (4, 3)
+    assert shared.top == (SharedAsset(week["case"].pk, "Case study", 2, 3),)
+    assert content_shares(period=W48).top == (SharedAsset(week["pager"].pk, "One-pager", 1, 0),)
