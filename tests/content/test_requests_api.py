@@ -82,9 +82,7 @@ def test_the_scopes(rep):
     problem(client_with(WRITE, as_user=rep).get(URL), 403)
     problem(client_with(READ, as_user=rep).post(URL, {"title": "x"}, format="json"), 403)
     problem(client_with(READ, as_user=rep).post(f"{URL}{made.pk}/vote/"), 403)
-    problem(
-        client_with(READ, as_user=rep).patch(f"{URL}{made.pk}/", {"status": "planned"}), 403
-    )
+    problem(client_with(READ, as_user=rep).patch(f"{URL}{made.pk}/", {"status": "planned"}), 403)
 
 
 def test_list_filters_by_status_and_pages_by_cursor(rep, marketer):
@@ -146,8 +144,12 @@ def test_marketing_marks_it_done_with_an_asset(rep, marketer):
         400,
     )
     assert set(body["errors"]) == {"asset_id"}
-    problem(client.patch(f"{URL}{made.pk}/", {"status": "done", "asset_id": "x"}, format="json"), 400)
-    answer = client.patch(f"{URL}{made.pk}/", {"status": "done", "asset_id": asset.pk}, format="json")
+    problem(
+        client.patch(f"{URL}{made.pk}/", {"status": "done", "asset_id": "x"}, format="json"), 400
+    )
+    answer = client.patch(
+        f"{URL}{made.pk}/", {"status": "done", "asset_id": asset.pk}, format="json"
+    )
     assert answer.status_code == 200, answer.content
     assert (answer.json()["status"], answer.json()["asset_id"]) == ("done", asset.pk)
     assert answer.json()["decided_by"] == "marketer"
