@@ -326,3 +326,12 @@ class DealStory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_outcome_display()}: lead {self.lead_id}"
+
+
+# the rows that belong to a lead: a merge (leads.services.lead_merge) moves them to the survivor
+LEAD_ROWS = {
+    "asset_uses": AssetUse,
+    "objections": Objection,
+    "flags": LeadFlag,
+    "stories": DealStory,
+}

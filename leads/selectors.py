@@ -26,6 +26,7 @@ from leads.models import (
     Reason,
     Stage,
     Touchpoint,
+    TouchpointKind,
 )
 
 
@@ -292,6 +293,9 @@ _TIMELINE_SKIP = frozenset(
         EventType.LEAD_RECYCLED,
         EventType.LEAD_WON,
         EventType.LEAD_LOST,
+        # the content_shared / content_download touchpoint is the entry (it names the asset)
+        EventType.CONTENT_SHARED,
+        EventType.CONTENT_ENGAGED,
     }
 )
 
@@ -305,6 +309,16 @@ def _field_label(name: str) -> str:
         return str(Lead._meta.get_field(name).verbose_name)
     except FieldDoesNotExist:
         return name
+
+
+_FEEDBACK_DETAIL = {
+    EventType.OBJECTION_LOGGED: "category",
+    EventType.OBJECTION_ANSWERED: "",
+    EventType.FLAG_RAISED: "reason",
+    EventType.FLAG_COMMENTED: "",
+    EventType.FLAG_RESOLVED: "outcome",
+    EventType.STORY_RECORDED: "outcome",
+}
 
 
 def lead_timeline(*, lead: Lead, limit: int = 200) -> list[TimelineEntry]:
@@ -353,9 +367,17 @@ def lead_timeline(*, lead: Lead, limit: int = 200) -> list[TimelineEntry]:
             kind = "touchpoint"
             tp = touchpoints.get(p.get("touchpoint_id"))
             title = tp.get_kind_display() if tp else str(p.get("kind", "touchpoint"))
-            note = tp.metadata.get("note", "") if tp and isinstance(tp.metadata, dict) else ""
+            meta = tp.metadata if tp and isinstance(tp.metadata, dict) else {}
             detail = " · ".join(
-                part for part in (tp.campaign.name if tp and tp.campaign_id else "", note) if part
+                str(part)
+                for part in (
+                    meta.get("title", "")
+                    if tp and tp.kind == TouchpointKind.CONTENT_SHARED
+                    else "",
+                    tp.campaign.name if tp and tp.campaign_id else "",
+                    meta.get("note", ""),
+                )
+                if part
             )
         elif e.type == EventType.LEAD_ASSIGNED:
             kind = "assignment"
@@ -390,6 +412,11 @@ def lead_timeline(*, lead: Lead, limit: int = 200) -> list[TimelineEntry]:
             else:
                 title = f"Grade {before.get('grade') or '—'} → {after.get('grade') or '—'}"
             detail = f"score {after.get('total')} (fit {after.get('fit')})"
+        elif e.type in _FEEDBACK_DETAIL:
+            # what sales told marketing (content/): the label, and the payload's word for it
+            kind = "feedback"
+            title = EventType(e.type).label
+            detail = str(p.get(_FEEDBACK_DETAIL[e.type]) or "").replace("_", " ")
         else:
             kind, title, detail = "data", e.type, ""
         if e.lead_id != lead.pk:

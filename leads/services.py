@@ -21,6 +21,7 @@ from django.utils import timezone
 from alignment.lib.errors import DomainError
 from alignment.models import Role, User
 from alignment.permissions import Action, require
+from content import models as content_models
 from leads.events import event_record, json_value
 from leads.intake import (  # noqa: F401  (the services' one entry point)
     EDITABLE_FIELDS,
@@ -211,6 +212,11 @@ def lead_merge(*, survivor: Lead, duplicate: Lead, by: User) -> Lead:
         "stage_changes": StageChange.objects.filter(lead=gone).update(lead=keep),
         "assignments": Assignment.objects.filter(lead=gone).update(lead=keep),
         "merges": MergeRecord.objects.filter(survivor=gone).update(survivor=keep),
+        # what sales said and shared about it (content/): objections, flags, stories, shares
+        **{
+            name: model.objects.filter(lead=gone).update(lead=keep)
+            for name, model in content_models.LEAD_ROWS.items()
+        },
     }
     if not Announcement.objects.filter(lead=keep).exists():
         Announcement.objects.filter(lead=gone).update(lead=keep)

@@ -3,6 +3,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from content.services import asset_create
+from content.sharing import asset_share
+from content.voice.services import objection_log
 from leads import selectors, services
 from leads.models import Stage
 from tests.factories import LeadFactory
@@ -47,3 +50,27 @@ def test_leads_list_search_by_email_and_company():
     LeadFactory(email="bob@widgets.example", company="Widgets")
     assert [x.company for x in selectors.leads_list(q="ADA@engines.example")] == ["Engines"]
     assert [x.company for x in selectors.leads_list(q="wid")] == ["Widgets"]
+
+
+def test_timeline_tells_what_sales_shared_and_heard_in_words(marketer, rep):
+    lead = LeadFactory(owner=rep)
+    asset = asset_create(
+        by=marketer,
+        data={
+            "title": "Banking case study",
+            "kind": "case_study",
+            "funnel_stage": "decision",
+            "url": "https://example.com/banking",
+            "sales_ready": True,
+        },
+    )
+    asset_share(asset=asset, lead=lead, by=rep, note="after the demo")
+    objection_log(lead=lead, by=rep, category="price", text="Twice what we pay now")
+
+    entries = selectors.lead_timeline(lead=lead)
+
+    # (the first touchpoint also gives the factory's unscored lead its first grade)
+    assert [(e.kind, e.title, e.detail) for e in entries if e.kind != "score"] == [
+        ("feedback", "Question or objection logged", "price"),
+        ("touchpoint", "Content shared", "Banking case study · after the demo"),
+    ]

@@ -6,11 +6,14 @@ from django.core import mail
 from django.utils import timezone
 
 from alignment.lib.errors import DomainError, PermissionDenied
+from content.flags.services import flag_raise
+from content.voice.services import objection_log
 from leads import services
 from leads.models import (
     Announcement,
     Assignment,
     Lead,
+    LeadEvent,
     MergeRecord,
     Reason,
     Source,
@@ -451,6 +454,22 @@ def test_merge_moves_everything_and_loses_nothing(marketer, rep, sales_manager):
     record = MergeRecord.objects.get(survivor=survivor)
     assert record.snapshot["lead"]["external_id"] == "crm-77"
     assert record.snapshot["lead"]["attributes"] == {"seats": 99, "plan": "pro"}
+
+
+def test_merge_keeps_what_sales_said_about_the_duplicate(sales_manager):
+    survivor, duplicate = LeadFactory(), LeadFactory()
+    objection = objection_log(
+        lead=duplicate, by=sales_manager, category="price", text="Too expensive for us"
+    )
+    flag = flag_raise(lead=duplicate, by=sales_manager, reason="duplicate", comment="Same person")
+
+    services.lead_merge(survivor=survivor, duplicate=duplicate, by=sales_manager)
+
+    objection.refresh_from_db()
+    flag.refresh_from_db()
+    assert (objection.lead_id, flag.lead_id) == (survivor.pk, survivor.pk)
+    moved = LeadEvent.objects.get(type="lead.merged").payload["moved"]
+    assert (moved["objections"], moved["flags"], moved["stories"]) == (1, 1, 0)
 
 
 def test_merge_is_for_managers_and_not_into_itself(marketer, marketing_manager):
