@@ -28,6 +28,24 @@ MAX_ASSETS = 50
 # --- serializers ---------------------------------------------------------------------------------
 
 
+class _Text(serializers.CharField):
+    """A JSON string only (a number is not a sentence)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class _Id(serializers.IntegerField):
+    """A JSON integer only (not "12", 12.0 or true)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, int) or isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StoryReasonSerializer(serializers.Serializer):
     code = serializers.CharField()
     label = serializers.CharField()
@@ -67,37 +85,37 @@ class StoryPageSerializer(serializers.Serializer):
 
 
 class StoryInputSerializer(serializers.Serializer):
-    lead = serializers.IntegerField(
+    lead = _Id(
         required=False,
         min_value=1,
         max_value=MAX_ID,
         help_text="Tell the story of this lead's latest close (won or lost).",
     )
-    stage_change = serializers.IntegerField(
+    stage_change = _Id(
         required=False,
         min_value=1,
         max_value=MAX_ID,
         help_text="Or name the close itself: a stage change to won or lost.",
     )
     reasons = serializers.ListField(
-        child=serializers.CharField(max_length=50),
+        child=_Text(max_length=50),
         max_length=MAX_REASONS,
         help_text="Reason codes of the outcome (GET /api/v1/story-reasons/); at least one.",
     )
-    sentence = serializers.CharField(
+    sentence = _Text(
         required=False,
         allow_blank=True,
         max_length=SENTENCE_MAX,
         help_text="One sentence in the rep's words; needed with a reason such as `other`.",
     )
-    competitor = serializers.CharField(
+    competitor = _Text(
         required=False,
         allow_blank=True,
         max_length=COMPETITOR_MAX,
         help_text="Lost only: who won it; needed with the lost reason `competitor`.",
     )
     assets = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        child=_Id(min_value=1, max_value=MAX_ID),
         required=False,
         max_length=MAX_ASSETS,
         help_text="Won only: the ids of the library's assets that helped.",

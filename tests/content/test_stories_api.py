@@ -122,11 +122,18 @@ def test_the_reason_codes_by_outcome(marketer):
         ({"reasons": ["value"], "lead": 1, "competitor": "Acme"}, "competitor"),
         ({"reasons": ["value"], "lead": 1, "assets": [999999]}, "assets"),
         ({"reasons": ["value"], "lead": 1, "assets": ["x"]}, "assets.0"),
+        ({"reasons": ["value"], "lead": 1, "sentence": 0}, "sentence"),
+        ({"reasons": [7], "lead": 1}, "reasons.0"),
+        ({"reasons": ["value"], "lead": "12"}, "lead"),
+        ({"reasons": ["value"], "lead": True}, "lead"),
     ],
 )
 def test_bad_input_is_a_400_problem_naming_the_field(rep, payload, field):
     won = close(owner=rep)
-    payload = {k: (won.lead_id if k == "lead" and v == 1 else v) for k, v in payload.items()}
+    payload = {
+        k: (won.lead_id if k == "lead" and v == 1 and v is not True else v)
+        for k, v in payload.items()
+    }
     response = client_for(rep).post(URL, payload, format="json")
     assert response.status_code == 400, response.content
     assert response["Content-Type"].startswith("application/problem+json")
