@@ -1,7 +1,10 @@
 """Lead flags: who may raise, reply, resolve and reopen; the events and notifications of each
 step; and that a flag never touches an SLA clock."""
 
+import threading
+
 import pytest
+from django.db import connection, connections
 
 from alignment.lib.errors import DomainError, PermissionDenied
 from alignment.models import Notification, Role
@@ -276,3 +279,37 @@ def test_a_flag_never_touches_a_running_response_clock(marketer, sales_manager, 
     lead.refresh_from_db()
     assert lead.first_sales_touch_at is None
     assert SlaClock.objects.filter(lead=lead).count() == 2  # response and decision, no new one
+
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="two connections racing for a row need PostgreSQL; SQLite serialises every write",
+)
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_two_clicks_at_once_raise_one_flag(rep, owner_mkt):
+    lead = LeadFactory(owner=rep, campaign=CampaignFactory(marketing_owner=owner_mkt))
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def click():
+        try:
+            barrier.wait(timeout=10)
+            _flag(lead, rep)
+            outcomes.append("raised")
+        except DomainError as error:
+            outcomes.append(error.message)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcomes.count("raised") == 1 and len(outcomes) == 2
+    assert any("already has an open flag" in o for o in outcomes)
+    assert LeadFlag.objects.filter(lead=lead).count() == 1
+    assert Notification.objects.filter(user=owner_mkt).count() == 1
