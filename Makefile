@@ -17,6 +17,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_content_demo
 	$(BIN)/python manage.py sla_verify --fix --limit 0
 	$(BIN)/python manage.py kpis_rebuild
 	@echo ""

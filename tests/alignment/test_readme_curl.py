@@ -70,6 +70,12 @@ def test_the_section_has_examples_for_the_whole_api():
         "/sla/clocks/",
         "/kpis/summary/",
         "/webhooks/",
+        "/assets/",
+        "/suggested-content/",
+        "/objections/",
+        "/flags/",
+        "/stories/",
+        "/content-requests/",
         "Idempotency-Key",
     ):
         assert path in examples, path
