@@ -8,7 +8,6 @@ from django.urls import path, reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, permissions, status
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from alignment.api import api_can
@@ -41,7 +40,7 @@ from alignment.webhooks.services import (
     endpoint_send_test,
     endpoint_update,
 )
-from leads.api.pagination import CURSOR_PARAMETERS, Keyset, page_size_of
+from leads.api.pagination import CURSOR_PARAMETERS, Keyset, keyset_response
 
 SCOPE = "webhooks:manage"
 SCOPE_NOTE = "Scope: `webhooks:manage`; a key acting as a person needs an admin."
@@ -268,21 +267,7 @@ class DeliveryListView(_WebhookView):
                     {"status": [f"One of: {', '.join(DeliveryStatus.values)}."]}
                 )
             qs = qs.filter(status=wanted)
-        rows, cursor = _deliveries_keyset.page(
-            qs,
-            cursor=request.query_params.get("cursor"),
-            size=page_size_of(request.query_params),
-        )
-        next_url = (
-            replace_query_param(request.build_absolute_uri(), "cursor", cursor) if cursor else None
-        )
-        return Response(
-            {
-                "results": DeliverySerializer(rows, many=True).data,
-                "next": next_url,
-                "next_cursor": cursor,
-            }
-        )
+        return keyset_response(request, _deliveries_keyset, qs, DeliverySerializer)
 
 
 class DeliveryDetailView(_WebhookView):

@@ -8,12 +8,11 @@ lead's rep or a sales manager), as in the app. A key acting as nobody may read o
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
-from rest_framework.utils.urls import replace_query_param
 
 from alignment.api import PROBLEM_EXAMPLES
 from alignment.api_base import require_team_member
@@ -33,8 +32,8 @@ from content.models import Asset
 from content.services import ALLOWED, asset_create, asset_update
 from content.sharing import asset_share
 from content.suggestions import suggested_assets
-from leads.api.leads import api_actor
-from leads.api.pagination import CURSOR_PARAMETERS, Keyset, page_size_of
+from leads.api.leads import api_person
+from leads.api.pagination import CURSOR_PARAMETERS, Keyset, keyset_response
 from leads.models import Lead
 
 READ = ("content:read",)
@@ -55,12 +54,9 @@ def _write_data(body: AssetWriteSerializer) -> tuple[dict, object]:
 
 
 def _actor(request):
-    actor = api_actor(request)
-    if actor["by"] is None:
-        raise exceptions.PermissionDenied(
-            "This needs a person: use a key acting as a user whose role may do it."
-        )
-    return actor["by"]
+    return api_person(
+        request, "This needs a person: use a key acting as a user whose role may do it."
+    )
 
 
 # --- the views -----------------------------------------------------------------------------------
@@ -105,20 +101,8 @@ class AssetListView(GenericAPIView):
         params = dict(query.validated_data)
         ready = params.pop("sales_ready", None)
         params["sales_ready"] = None if ready is None else ready == "true"
-        rows, cursor = ORDER.page(
-            assets_filtered(AssetFilter(**params)),
-            cursor=request.query_params.get("cursor"),
-            size=page_size_of(request.query_params),
-        )
-        next_url = (
-            replace_query_param(request.build_absolute_uri(), "cursor", cursor) if cursor else None
-        )
-        return Response(
-            {
-                "results": AssetSerializer(rows, many=True).data,
-                "next": next_url,
-                "next_cursor": cursor,
-            }
+        return keyset_response(
+            request, ORDER, assets_filtered(AssetFilter(**params)), AssetSerializer
         )
 
     @extend_schema(

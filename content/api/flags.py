@@ -15,14 +15,14 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES
 from alignment.api_base import require_team_member
 from content.flags.services import TEXT_MAX, flag_comment, flag_raise, flag_resolve
 from content.models import FlagMessage, FlagOutcome, FlagReason, FlagStatus, LeadFlag
-from leads.api.pagination import CURSOR_PARAMETERS, MAX_ID, Keyset, page_size_of
+from leads.api.leads import api_person
+from leads.api.pagination import CURSOR_PARAMETERS, MAX_ID, Keyset, keyset_response
 from leads.models import Lead
 
 READ, WRITE = ("feedback:read",), ("feedback:write",)
@@ -117,12 +117,10 @@ WRITE_NOTE = (
 
 
 def _person(request):
-    user = request.user
-    if getattr(user, "pk", None) is None:
-        raise exceptions.PermissionDenied(
-            "Flags, their messages and resolutions are a person's: use a key acting as a person."
-        )
-    return user
+    return api_person(
+        request,
+        "Flags, their messages and resolutions are a person's: use a key acting as a person.",
+    )
 
 
 def _flags():
@@ -203,19 +201,7 @@ class FlagListView(APIView):
             if not 0 < lead_id <= MAX_ID:
                 raise exceptions.ValidationError({"lead": ["A lead's id, a whole number."]})
             qs = qs.filter(lead_id=lead_id)
-        rows, cursor = _flags_keyset.page(
-            qs, cursor=request.query_params.get("cursor"), size=page_size_of(request.query_params)
-        )
-        next_url = (
-            replace_query_param(request.build_absolute_uri(), "cursor", cursor) if cursor else None
-        )
-        return Response(
-            {
-                "results": FlagSerializer(rows, many=True).data,
-                "next": next_url,
-                "next_cursor": cursor,
-            }
-        )
+        return keyset_response(request, _flags_keyset, qs, FlagSerializer)
 
     @extend_schema(
         operation_id="flags_create",

@@ -7,7 +7,6 @@ from django.urls import path
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES
@@ -16,8 +15,8 @@ from alignment.idempotency import idempotent
 from alignment.lib.errors import DomainError
 from content.models import Asset, Objection, ObjectionCategory, ObjectionKind
 from content.voice.services import COMPETITOR_MAX, TEXT_MAX, objection_answer, objection_log
-from leads.api.leads import api_actor
-from leads.api.pagination import CURSOR_PARAMETERS, MAX_ID, Keyset, page_size_of
+from leads.api.leads import api_person
+from leads.api.pagination import CURSOR_PARAMETERS, MAX_ID, Keyset, keyset_response
 from leads.models import Lead
 
 READ, WRITE = ("feedback:read",), ("feedback:write",)
@@ -131,10 +130,7 @@ def _objections():
 
 
 def _person(request, what: str):
-    by = api_actor(request)["by"]
-    if by is None:
-        raise exceptions.PermissionDenied(f"{what} is a person's: use a key acting as one.")
-    return by
+    return api_person(request, f"{what} is a person's: use a key acting as one.")
 
 
 def _answer(objection: Objection, status: int = 200) -> Response:
@@ -195,19 +191,7 @@ class ObjectionListView(APIView):
             qs = qs.filter(logged_at__gte=f["since"])
         if "until" in f:
             qs = qs.filter(logged_at__lt=f["until"])
-        rows, cursor = ORDER.page(
-            qs, cursor=request.query_params.get("cursor"), size=page_size_of(request.query_params)
-        )
-        next_url = (
-            replace_query_param(request.build_absolute_uri(), "cursor", cursor) if cursor else None
-        )
-        return Response(
-            {
-                "results": ObjectionSerializer(rows, many=True).data,
-                "next": next_url,
-                "next_cursor": cursor,
-            }
-        )
+        return keyset_response(request, ORDER, qs, ObjectionSerializer)
 
     @extend_schema(
         operation_id="objections_log",

@@ -15,7 +15,6 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES
@@ -40,7 +39,8 @@ from content.requests.services import (
     content_request_update,
     content_request_vote,
 )
-from leads.api.pagination import CURSOR_PARAMETERS, Keyset, page_size_of
+from leads.api.leads import api_person
+from leads.api.pagination import CURSOR_PARAMETERS, Keyset, keyset_response
 
 READ, WRITE = ("content:read",), ("content:write",)
 TAGS = ["content requests"]
@@ -172,29 +172,15 @@ WRITE_NOTE = (
 
 def _person(request):
     """The person a write is theirs: the signed-in user or the key's acting user."""
-    user = request.user
-    if getattr(user, "pk", None) is None:
-        raise exceptions.PermissionDenied(
-            "Content requests, votes and comments are a person's: use a key acting as a person."
-        )
-    return user
+    return api_person(
+        request,
+        "Content requests, votes and comments are a person's: use a key acting as a person.",
+    )
 
 
 def _item(pk: int) -> ContentRequest:
     return get_object_or_404(
         ContentRequest.objects.select_related("requested_by", "decided_by"), pk=pk
-    )
-
-
-def _page(request, keyset: Keyset, qs, serializer) -> Response:
-    rows, cursor = keyset.page(
-        qs, cursor=request.query_params.get("cursor"), size=page_size_of(request.query_params)
-    )
-    next_url = (
-        replace_query_param(request.build_absolute_uri(), "cursor", cursor) if cursor else None
-    )
-    return Response(
-        {"results": serializer(rows, many=True).data, "next": next_url, "next_cursor": cursor}
     )
 
 
@@ -237,7 +223,7 @@ class ContentRequestListView(APIView):
                     {"status": [f"One of: {', '.join(RequestStatus.values)}."]}
                 )
             qs = qs.filter(status=wanted)
-        return _page(request, _requests_keyset, qs, ContentRequestSerializer)
+        return keyset_response(request, _requests_keyset, qs, ContentRequestSerializer)
 
     @extend_schema(
         operation_id="content_requests_create",
@@ -415,7 +401,7 @@ class ContentRequestCommentsView(APIView):
         require_team_member(request)
         item = _item(pk)
         qs = ContentRequestComment.objects.filter(request=item).select_related("author")
-        return _page(request, _comments_keyset, qs, CommentSerializer)
+        return keyset_response(request, _comments_keyset, qs, CommentSerializer)
 
     @extend_schema(
         operation_id="content_requests_comments_create",

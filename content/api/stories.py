@@ -8,7 +8,6 @@ from django.urls import path
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES
@@ -16,8 +15,8 @@ from alignment.api_base import AwareDateTimeField, require_team_member
 from alignment.idempotency import idempotent
 from content.models import Asset, DealStory, StoryOutcome
 from content.stories.services import COMPETITOR_MAX, SENTENCE_MAX, latest_close, story_record
-from leads.api.leads import api_actor
-from leads.api.pagination import CURSOR_PARAMETERS, MAX_ID, Keyset, page_size_of
+from leads.api.leads import api_person
+from leads.api.pagination import CURSOR_PARAMETERS, MAX_ID, Keyset, keyset_response
 from leads.models import Lead, Reason, StageChange
 
 READ, WRITE = ("feedback:read",), ("feedback:write",)
@@ -188,12 +187,9 @@ def _stories():
 
 
 def _teller(request):
-    by = api_actor(request)["by"]
-    if by is None:
-        raise exceptions.PermissionDenied(
-            "A story is told by a person: use a key acting as the rep or a sales manager."
-        )
-    return by
+    return api_person(
+        request, "A story is told by a person: use a key acting as the rep or a sales manager."
+    )
 
 
 def _invalid(field: str, message: str) -> serializers.ValidationError:
@@ -266,19 +262,7 @@ class StoryListView(APIView):
             qs = qs.filter(closed_at__gte=f["since"])
         if "until" in f:
             qs = qs.filter(closed_at__lt=f["until"])
-        rows, cursor = ORDER.page(
-            qs, cursor=request.query_params.get("cursor"), size=page_size_of(request.query_params)
-        )
-        next_url = (
-            replace_query_param(request.build_absolute_uri(), "cursor", cursor) if cursor else None
-        )
-        return Response(
-            {
-                "results": StorySerializer(rows, many=True).data,
-                "next": next_url,
-                "next_cursor": cursor,
-            }
-        )
+        return keyset_response(request, ORDER, qs, StorySerializer)
 
     @extend_schema(
         operation_id="stories_record",

@@ -15,7 +15,6 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
-from rest_framework.utils.urls import replace_query_param
 
 from alignment.api import PROBLEM_EXAMPLES, PROBLEM_MEDIA_TYPE, problem
 from alignment.api_auth import request_api_key
@@ -30,7 +29,7 @@ from leads.api.examples import (
 )
 from leads.api.export import LeadExportView
 from leads.api.filters import LeadFilter, leads_filtered
-from leads.api.pagination import CURSOR_PARAMETERS, page_size_of
+from leads.api.pagination import CURSOR_PARAMETERS, keyset_response
 from leads.api.serializers import (
     LEAD_RELATED,
     LeadCreateSerializer,
@@ -60,6 +59,15 @@ def api_actor(request) -> dict:
     system = f"api:{key.name}"[:50]
     user: User | None = key.user_for_permissions()
     return {"by": user, "system": system}
+
+
+def api_person(request, refusal: str) -> User:
+    """The person a write is recorded as (the signed-in user or the key's acting user); a key of
+    its own is refused with `refusal` (403): feedback and content are always someone's."""
+    by = api_actor(request)["by"]
+    if by is None:
+        raise exceptions.PermissionDenied(refusal)
+    return by
 
 
 def _lead_or_404(pk: int) -> Lead:
@@ -198,21 +206,7 @@ class LeadListView(GenericAPIView):
     def get(self, request):
         require_team_member(request)
         filterset, keyset = leads_filtered(request)
-        rows, cursor = keyset.page(
-            filterset.qs,
-            cursor=request.query_params.get("cursor"),
-            size=page_size_of(request.query_params),
-        )
-        next_url = (
-            replace_query_param(request.build_absolute_uri(), "cursor", cursor) if cursor else None
-        )
-        return Response(
-            {
-                "results": LeadSerializer(rows, many=True).data,
-                "next": next_url,
-                "next_cursor": cursor,
-            }
-        )
+        return keyset_response(request, keyset, filterset.qs, LeadSerializer)
 
     @extend_schema(
         operation_id="leads_create",

@@ -14,6 +14,8 @@ from django.db.models import Model, QuerySet
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 from alignment.lib.keyset import keyset_after, keyset_order
 
@@ -122,3 +124,17 @@ class Keyset:
             return rows, None
         rows = rows[:size]
         return rows, self.encode(rows[-1])
+
+
+def keyset_response(request, keyset: "Keyset", qs: QuerySet, serializer_class) -> Response:
+    """One page of `qs` in `keyset`'s order as every list answers it: `results`, the `next` URL
+    (this request's, with the cursor) and the bare `next_cursor`."""
+    rows, cursor = keyset.page(
+        qs, cursor=request.query_params.get("cursor"), size=page_size_of(request.query_params)
+    )
+    next_url = (
+        replace_query_param(request.build_absolute_uri(), "cursor", cursor) if cursor else None
+    )
+    return Response(
+        {"results": serializer_class(rows, many=True).data, "next": next_url, "next_cursor": cursor}
+    )
