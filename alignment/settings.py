@@ -355,6 +355,9 @@ SPECTACULAR_SETTINGS = {
         "ScoringOriginEnum": "leads.scoring.models.ModelOrigin",
         "StageEnum": "leads.models.Stage",
         "EventTypeEnum": "leads.models.EventType",
+        "ContentRequestStatusEnum": "content.models.RequestStatus",
+        "FlagStatusEnum": "content.models.FlagStatus",
+        "ObjectionKindEnum": "content.models.ObjectionKind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
