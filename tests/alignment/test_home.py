@@ -30,13 +30,14 @@ NOW = datetime(2026, 11, 20, 11, tzinfo=UTC)
 # everyone: session, user, agreement, goals, the won customers (count and value, the list, their
 # announcements), the bell's count = 8 with no goal set; a goal adds its own read (MQLs: 1)
 ADMIN_QUERIES = 9  # with one goal
-# + the rep's clocks and their MQL snapshots
-REP_QUERIES = 9
+# + the rep's clocks and their MQL snapshots, his open lead flags, his closes without a story
+REP_QUERIES = 11
 # + reps, their open load, unassigned MQLs, breaches, open clocks, attainment (2), speed (2)
 MANAGER_QUERIES = 17
 # + marketing_figures (MQLs, the MQLs with their decisions, pipeline), rejection reasons, their
-# sources' names and the reasons' labels
-MARKETING_QUERIES = 13
+# sources' names and the reasons' labels; the feedback sections: open lead flags, this week's
+# objections (categories, quotes), content (shares, unused, requests)
+MARKETING_QUERIES = 23
 
 
 @pytest.fixture(autouse=True)
