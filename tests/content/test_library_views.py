@@ -240,3 +240,20 @@ def test_the_empty_state_links_to_the_library(client, rep):
     client.force_login(rep)
     page = client.get(f"/leads/{lead.pk}/").content.decode()
     assert "Browse the content library" in page
+
+
+@pytest.mark.parametrize(
+    "url, current",
+    [
+        ("/content/", "Library"),
+        ("/content/requests/", "Content requests"),
+        ("/content/voice/", "Voice of the prospect"),
+        ("/content/flags/", "Lead flags"),
+    ],
+)
+def test_each_content_page_links_the_others_and_marks_itself(client, rep, url, current):
+    client.force_login(rep)
+    page = client.get(url).content.decode()
+    for link in ("/content/", "/content/requests/", "/content/voice/", "/content/flags/"):
+        assert f'href="{link}"' in page
+    assert f'aria-current="page">{current}</a>' in page
