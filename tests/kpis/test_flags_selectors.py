@@ -118,6 +118,9 @@ def test_the_weekly_report_shows_the_open_flags(flags):
     assert "A Lead" in section and "D Lead" in section and "Rick Rep" in section
     assert "/content/flags/" in section
     assert "Data fixed 1 · Duplicate merged 1 · Not a problem 1" in section
+    # the plain-text part of the email says the same
+    plain = text.split("OPEN LEAD FLAGS")[1].split("\n\n")[0]
+    assert "Open now: 2" in plain and "A Lead:" in plain and "D Lead:" in plain
 
 
 def test_an_archived_report_without_feedback_renders_no_flags_section(flags):
@@ -125,3 +128,4 @@ def test_an_archived_report_without_feedback_renders_no_flags_section(flags):
     del figures["feedback"]
     _, text, html = services.sla_report_render(figures=figures)
     assert "Open lead flags" not in html
+    assert "OPEN LEAD FLAGS" not in text and "TOP OBJECTIONS" not in text

@@ -14,6 +14,7 @@ from kpis.selectors.stories import deal_reasons, stories_report, story_coverage
 from kpis.story_tables import story_tables
 from leads.intake import source_for
 from leads.models import Stage
+from sla.report.services import sla_report_preview, sla_report_render
 from tests.content.test_stories_data import close
 from tests.factories import CampaignFactory
 
@@ -199,3 +200,12 @@ def test_the_tables_cost_a_fixed_number_of_queries(week, django_assert_num_queri
     assert all(t.rows for t in tables)
     with django_assert_num_queries(4):
         assert not any(t.rows for t in story_tables(period=iso_week_period("2026-W10", tz="UTC")))
+
+
+def test_the_plain_text_email_tells_why_we_won_and_lost(week):
+    figures = sla_report_preview(week="2026-W47")
+    _, text, _ = sla_report_render(figures=figures)
+    plain = text.split("WHY WE WON AND LOST")[1]
+    assert "Won: 4 (3 with a story)" in plain
+    assert "Lost to: Acme (2)" in plain
+    assert '"Acme bundled it with their ERP."' in plain
