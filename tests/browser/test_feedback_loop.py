@@ -6,7 +6,7 @@ import pytest
 
 from content.models import Asset, AssetUse, Objection
 from leads.models import Stage, Touchpoint
-from tests.browser.conftest import browser, login, page, screenshot  # noqa: F401 (fixtures)
+from tests.browser.conftest import login, screenshot
 from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.browser
@@ -19,8 +19,8 @@ def fits(tab) -> bool:
 
 
 def test_a_rep_shares_a_suggestion_and_logs_an_objection_marketing_sees_both(
-    page,  # noqa: F811 (a fixture)
-    browser,  # noqa: F811 (a fixture)
+    page,
+    browser,
     live_server,
     rep,
     marketer,

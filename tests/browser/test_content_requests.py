@@ -4,13 +4,13 @@ the asset; the pages at 1366 and 390 px (nothing to scroll sideways)."""
 import pytest
 
 from content.models import Asset, ContentRequest
-from tests.browser.conftest import browser, login, page, screenshot  # noqa: F401  (fixtures)
+from tests.browser.conftest import login, screenshot
 from tests.factories import RepFactory
 
 pytestmark = pytest.mark.browser
 
 
-def test_a_request_asked_voted_and_done(page, rep, marketer):  # noqa: F811
+def test_a_request_asked_voted_and_done(page, rep, marketer):
     RepFactory(username="sam")
     asset = Asset.objects.create(
         title="Nordbank case study",

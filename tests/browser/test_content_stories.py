@@ -5,13 +5,13 @@ link, the told story shows on the lead page and on the Wins page; at 1366 and 39
 import pytest
 
 from content.models import DealStory
-from tests.browser.conftest import browser, login, page, screenshot  # noqa: F401 (fixtures)
+from tests.browser.conftest import login, screenshot
 from tests.content.test_stories_data import asset, close
 
 pytestmark = pytest.mark.browser
 
 
-def test_the_owner_tells_why_the_deal_was_won(page, rep, marketer):  # noqa: F811
+def test_the_owner_tells_why_the_deal_was_won(page, rep, marketer):
     helped = asset("Bank case study")
     asset("Pricing one-pager")
     won = close(owner=rep, company="Initech")

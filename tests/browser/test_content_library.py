@@ -5,7 +5,7 @@ import pytest
 
 from content.models import Asset, AssetUse
 from leads.models import Stage
-from tests.browser.conftest import browser, login, page, screenshot  # noqa: F401  (fixtures)
+from tests.browser.conftest import login, screenshot
 from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.browser
@@ -15,7 +15,7 @@ def fits(tab) -> bool:
     return tab.evaluate("document.documentElement.scrollWidth") <= 390
 
 
-def test_a_rep_shares_a_suggested_asset_and_browses_the_library(page, rep, marketer):  # noqa: F811
+def test_a_rep_shares_a_suggested_asset_and_browses_the_library(page, rep, marketer):
     story = Asset.objects.create(
         title="How Northbank cut onboarding to a day",
         kind="case_study",
@@ -72,7 +72,7 @@ def test_a_rep_shares_a_suggested_asset_and_browses_the_library(page, rep, marke
     screenshot(page, "library-asset-phone")
 
 
-def test_marketing_sees_an_upload_error_on_the_form(page, marketer, settings, tmp_path):  # noqa: F811
+def test_marketing_sees_an_upload_error_on_the_form(page, marketer, settings, tmp_path):
     settings.CONTENT_MAX_UPLOAD_BYTES = 1_000
     big = tmp_path / "big.pdf"
     big.write_bytes(b"%PDF-1.7\n" + b"x" * 3_000)

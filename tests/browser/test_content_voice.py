@@ -6,7 +6,7 @@ and 390 px."""
 import pytest
 
 from content.models import Asset, Objection
-from tests.browser.conftest import browser, login, page, screenshot  # noqa: F401 (fixtures)
+from tests.browser.conftest import login, screenshot
 from tests.factories import LeadFactory
 from tests.sla.test_clocks import mql_assigned_to
 from tests.sla.test_queue import ALWAYS_OPEN, set_calendar
@@ -15,12 +15,12 @@ pytestmark = pytest.mark.browser
 
 
 def test_a_rep_logs_objections_and_marketing_answers_one(
-    page,  # noqa: F811 (a fixture)
-    browser,  # noqa: F811 (a fixture)
+    page,
+    browser,
     live_server,
     rep,
     sales_manager,
-    marketer,  # noqa: F811 (the fixtures)
+    marketer,
 ):
     set_calendar(ALWAYS_OPEN)
     lead = LeadFactory(owner=rep, first_name="Olga", last_name="Objecta", industry="Banking")
