@@ -336,7 +336,8 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "alignment.api.ScopedAutoSchema",
     "EXCEPTION_HANDLER": "alignment.api.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "alignment.api_defaults.StrictLimitOffsetPagination",
+    "DEFAULT_METADATA_CLASS": "alignment.api_defaults.ApiMetadata",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {

@@ -61,7 +61,8 @@ class ClockFilterSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=ClockStatus.choices), required=False
     )
     kind = serializers.ChoiceField(choices=ClockKind.choices, required=False)
-    running = serializers.BooleanField(required=False, allow_null=True, default=None)
+    # true or false; "null" or any other word is a 400 (not the same as leaving it out)
+    running = serializers.BooleanField(required=False, default=None)
     due_before = AwareDateTimeField(required=False)
     due_after = AwareDateTimeField(required=False)
 
@@ -90,6 +91,13 @@ class ClockCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = CLOCK_MAX_PAGE_SIZE
     invalid_cursor_message = "This cursor is not one a page of clocks gave; start without it."
+
+    def get_page_size(self, request):
+        # a page size that is not a whole number is a 400 (DRF would use the default)
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isdigit() and int(raw) >= 1):
+            raise exceptions.ValidationError({"page_size": ["A whole number from 1."]})
+        return super().get_page_size(request)
 
     def decode_cursor(self, request):
         # a cursor the client altered is bad input (400), not a missing page (404)

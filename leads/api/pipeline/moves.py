@@ -392,12 +392,13 @@ class ReasonListView(APIView):
     )
     def get(self, request):
         require_team_member(request)
-        kind = request.query_params.get("kind", "")
-        action = request.query_params.get("action", "")
+        kind = request.query_params.get("kind")
+        action = request.query_params.get("action")
         errors = {}
-        if kind and kind not in ReasonKind.values:
+        # given but empty is a mistake too (a form that sent nothing), not "every kind"
+        if kind is not None and kind not in ReasonKind.values:
             errors["kind"] = [f"One of: {', '.join(ReasonKind.values)}."]
-        if action and action not in TRANSITIONS:
+        if action is not None and action not in TRANSITIONS:
             errors["action"] = [f"One of: {', '.join(TRANSITIONS)}."]
         if errors:
             raise serializers.ValidationError(errors)
