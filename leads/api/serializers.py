@@ -1,5 +1,6 @@
 """How a lead reads in the API, in webhook bodies and in the event feed: one representation."""
 
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -147,9 +148,31 @@ class CampaignIdField(serializers.PrimaryKeyRelatedField):
         return super().to_internal_value(data)
 
 
+class _TextOnly(serializers.CharField):
+    """Text, and only text: a number or a list is refused, not turned into a string."""
+
+    default_error_messages = {"not_text": "Write it as text."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text")
+        return super().to_internal_value(data)
+
+
+class _EmailOnly(_TextOnly, serializers.EmailField):
+    pass
+
+
 class LeadInputSerializer(serializers.ModelSerializer):
     """A lead's own data as a client sends it (create, upsert): only known fields; anything
     custom goes in `attributes`, which is merged into the lead's attributes key by key."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: _TextOnly,
+        models.TextField: _TextOnly,
+        models.EmailField: _EmailOnly,
+    }
 
     source = SourceKeyField(required=False, allow_null=True, help_text="A source key.")
     campaign = CampaignIdField(required=False, allow_null=True, help_text="A campaign id.")

@@ -49,3 +49,11 @@ def test_a_boolean_filter_refuses_null(api):
     response = api.get("/api/v1/sla/clocks/?running=null")
     assert response.status_code == 400 and "running" in response.json()["errors"]
     assert api.get("/api/v1/sla/clocks/?running=true").status_code == 200
+
+
+def test_a_lead_text_field_refuses_a_number(api):
+    response = api.put(
+        "/api/v1/leads/external/crm-1/", {"email": "a@b.example", "industry": 0}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"]["industry"] == ["Write it as text."]
