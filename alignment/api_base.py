@@ -46,3 +46,14 @@ class TeamReadView(GenericAPIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         require_team_member(request)
+
+
+class TextOnlyField(serializers.CharField):
+    """Text, and only text: a number or a list is refused, not turned into a string."""
+
+    default_error_messages = {"not_text": "Write it as text."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text")
+        return super().to_internal_value(data)

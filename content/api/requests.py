@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alignment.api import PROBLEM_EXAMPLES
-from alignment.api_base import require_team_member
+from alignment.api_base import TextOnlyField, require_team_member
 from content.models import (
     Asset,
     ContentRequest,
@@ -51,17 +51,6 @@ _comments_keyset = Keyset("id")
 # --- serializers ---------------------------------------------------------------------------------
 
 
-class TextField(serializers.CharField):
-    """Text, and only text: a number or a list is refused, not turned into a string."""
-
-    default_error_messages = {"not_text": "Write it as text."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("not_text")
-        return super().to_internal_value(data)
-
-
 class ContentRequestSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     title = serializers.CharField()
@@ -90,18 +79,18 @@ class ContentRequestPageSerializer(serializers.Serializer):
 
 
 class ContentRequestCreateSerializer(serializers.Serializer):
-    title = TextField(max_length=TITLE_MAX)
-    details = TextField(max_length=DETAILS_MAX, required=False, allow_blank=True)
+    title = TextOnlyField(max_length=TITLE_MAX)
+    details = TextOnlyField(max_length=DETAILS_MAX, required=False, allow_blank=True)
     funnel_stage = serializers.ChoiceField(
         choices=FunnelStage.choices, required=False, allow_blank=True
     )
-    persona = TextField(max_length=TAG_MAX, required=False, allow_blank=True)
-    industry = TextField(max_length=TAG_MAX, required=False, allow_blank=True)
+    persona = TextOnlyField(max_length=TAG_MAX, required=False, allow_blank=True)
+    industry = TextOnlyField(max_length=TAG_MAX, required=False, allow_blank=True)
 
 
 class ContentRequestPatchSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=RequestStatus.choices)
-    note = TextField(
+    note = TextOnlyField(
         max_length=NOTE_MAX,
         required=False,
         allow_blank=True,
@@ -136,7 +125,7 @@ class CommentPageSerializer(serializers.Serializer):
 
 
 class CommentCreateSerializer(serializers.Serializer):
-    body = TextField(max_length=COMMENT_MAX)
+    body = TextOnlyField(max_length=COMMENT_MAX)
 
 
 REQUEST_EXAMPLE = {

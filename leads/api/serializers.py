@@ -4,6 +4,7 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from alignment.api_base import TextOnlyField
 from leads.lifecycle import STAGE_TIMESTAMP
 from leads.models import LEAD_TEXT_FIELDS, Campaign, Lead, Source, normalise_key
 from sla.api.clocks import SlaClockSerializer
@@ -148,18 +149,7 @@ class CampaignIdField(serializers.PrimaryKeyRelatedField):
         return super().to_internal_value(data)
 
 
-class _TextOnly(serializers.CharField):
-    """Text, and only text: a number or a list is refused, not turned into a string."""
-
-    default_error_messages = {"not_text": "Write it as text."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("not_text")
-        return super().to_internal_value(data)
-
-
-class _EmailOnly(_TextOnly, serializers.EmailField):
+class _EmailOnly(TextOnlyField, serializers.EmailField):
     pass
 
 
@@ -169,8 +159,8 @@ class LeadInputSerializer(serializers.ModelSerializer):
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
-        models.CharField: _TextOnly,
-        models.TextField: _TextOnly,
+        models.CharField: TextOnlyField,
+        models.TextField: TextOnlyField,
         models.EmailField: _EmailOnly,
     }
 
